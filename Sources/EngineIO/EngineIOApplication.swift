@@ -1,0 +1,78 @@
+public import EngineIOCore
+public import NIOCore
+
+/// The upward seam of the Engine.IO layer: what runs on top of it (Socket.IO, or a bare echo).
+///
+/// Every method is called on the session's event loop (`socket.eventLoop`), in order. The Engine.IO
+/// layer knows nothing about what the messages mean.
+public protocol EngineIOApplication: Sendable {
+    /// A session opened (the handshake has been sent).
+    func sessionOpened(_ socket: EngineIOSocket)
+    /// A text message arrived.
+    func textReceived(_ text: String, from socket: EngineIOSocket)
+    /// A binary message arrived.
+    func binaryReceived(_ bytes: ByteBuffer, from socket: EngineIOSocket)
+    /// The session closed; no further callbacks come for it.
+    func sessionClosed(_ socket: EngineIOSocket, reason: EngineIOCloseReason)
+}
+
+/// A handle to one Engine.IO session. Cheap to copy and safe to use from any thread: calls made
+/// off the session's event loop hop onto it.
+public struct EngineIOSocket: Sendable, Hashable {
+    /// The session id.
+    public let id: String
+    /// The event loop that owns the session.
+    public let eventLoop: any EventLoop
+    /// The request that opened the session.
+    public let request: EngineIORequestInfo
+    let session: NIOLoopBound<EngineIOSession>
+
+    init(session: EngineIOSession) {
+        self.id = session.id
+        self.eventLoop = session.eventLoop
+        self.request = session.request
+        self.session = NIOLoopBound(session, eventLoop: session.eventLoop)
+    }
+
+    /// Sends a text message.
+    ///
+    /// - Parameter text: the message.
+    public func send(_ text: String) {
+        self.enqueue(.message(text))
+    }
+
+    /// Sends a binary message.
+    ///
+    /// - Parameter bytes: the message.
+    public func send(_ bytes: ByteBuffer) {
+        self.enqueue(.binaryMessage(bytes))
+    }
+
+    /// Closes the session ("forced close"); the client is told with a close packet or frame.
+    public func close() {
+        if self.eventLoop.inEventLoop {
+            self.session.value.close(reason: .forcedClose)
+        } else {
+            self.eventLoop.execute { self.session.value.close(reason: .forcedClose) }
+        }
+    }
+
+    /// The transport currently carrying the session (read on the session's event loop).
+    public var transport: EngineIOTransport? {
+        self.session.value.transport.currentTransport
+    }
+
+    private func enqueue(_ packet: EngineIOPacket) {
+        if self.eventLoop.inEventLoop {
+            self.session.value.send(packet)
+        } else {
+            self.eventLoop.execute { self.session.value.send(packet) }
+        }
+    }
+
+    /// Two handles are equal when they name the same session.
+    public static func == (lhs: EngineIOSocket, rhs: EngineIOSocket) -> Bool { lhs.id == rhs.id }
+
+    /// Hashes the session id.
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.id) }
+}

@@ -1,0 +1,91 @@
+public import EngineIOCore
+public import NIOCore
+import NIOConcurrencyHelpers
+
+/// One Engine.IO v4 endpoint: a path, its options, its sessions and the application above it.
+///
+/// Mount it on an ``HTTPServer`` (which may carry several endpoints on one port). The session
+/// table is the only state shared across event loops; it is one lock around one value.
+public final class EngineIOServer: Sendable {
+    /// The endpoint's options.
+    public let configuration: EngineIOConfiguration
+    let application: any EngineIOApplication
+    private let table: NIOLockedValueBox<SessionTable>
+
+    struct SessionTable {
+        var sessions: [String: EngineIOSocket] = [:]
+    }
+
+    /// Creates an endpoint.
+    ///
+    /// - Parameters:
+    ///   - configuration: the endpoint's options.
+    ///   - application: what handles the sessions' messages.
+    public init(configuration: EngineIOConfiguration, application: any EngineIOApplication) {
+        self.configuration = configuration
+        self.application = application
+        self.table = NIOLockedValueBox(SessionTable())
+    }
+
+    /// The number of open sessions.
+    public var sessionCount: Int { self.table.withLockedValue { $0.sessions.count } }
+
+    /// The open session with id `sid`, if any.
+    ///
+    /// - Parameter sid: a session id.
+    /// - Returns: its handle.
+    public func session(id sid: String) -> EngineIOSocket? {
+        self.table.withLockedValue { $0.sessions[sid] }
+    }
+
+    /// Whether a new session may open now (the `maxSessions` limit).
+    var hasCapacity: Bool { self.sessionCount < self.configuration.maxSessions }
+
+    /// Creates, registers and starts a session on the current event loop.
+    ///
+    /// - Returns: the session, or `nil` when the limit is reached or the id is taken.
+    func openSession(
+        request: EngineIORequestInfo,
+        eventLoop: any EventLoop,
+        websocket: WebSocketConnection?
+    ) -> EngineIOSession? {
+        eventLoop.preconditionInEventLoop()
+        let id = self.configuration.sessionIDGenerator()
+        let session = EngineIOSession(
+            id: id,
+            eventLoop: eventLoop,
+            request: request,
+            server: self,
+            websocket: websocket
+        )
+        let inserted = self.table.withLockedValue { table -> Bool in
+            guard table.sessions.count < self.configuration.maxSessions, table.sessions[id] == nil else {
+                return false
+            }
+            table.sessions[id] = session.handle
+            return true
+        }
+        guard inserted else { return nil }
+        session.start()
+        return session
+    }
+
+    func remove(_ id: String) {
+        _ = self.table.withLockedValue { $0.sessions.removeValue(forKey: id) }
+    }
+
+    /// Closes every open session with `reason` (long-polls are answered with a close packet,
+    /// WebSockets get a close packet and a close frame).
+    ///
+    /// - Parameter reason: the reason given to the application.
+    /// - Returns: a future that completes once every session has been closed.
+    @discardableResult
+    public func closeAllSessions(reason: EngineIOCloseReason) -> EventLoopFuture<Void>? {
+        let sockets = self.table.withLockedValue { Array($0.sessions.values) }
+        guard let first = sockets.first else { return nil }
+        let futures = sockets.map { socket in
+            socket.eventLoop.submit { socket.session.value.close(reason: reason) }
+        }
+        return EventLoopFuture.andAllComplete(futures, on: first.eventLoop)
+    }
+}

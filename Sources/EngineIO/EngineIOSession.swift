@@ -1,0 +1,300 @@
+import EngineIOCore
+import NIOCore
+import NIOWebSocket
+
+/// One Engine.IO session, confined to the event loop chosen at its handshake.
+///
+/// It drives the pure ``EngineIOTransportStateMachine`` and ``EngineIOHeartbeatStateMachine`` and
+/// performs their actions: answering long-polls, writing WebSocket frames, arming timers and
+/// telling the application. Requests that arrive on other event loops hop here first.
+final class EngineIOSession {
+    let id: String
+    let eventLoop: any EventLoop
+    let request: EngineIORequestInfo
+    let server: EngineIOServer
+    var transport: EngineIOTransportStateMachine
+    private var heartbeat: EngineIOHeartbeatStateMachine
+    private var pendingPoll: (token: UInt64, promise: EventLoopPromise<[EngineIOPacket]>)?
+    private var websocket: WebSocketConnection?
+    private var candidate: WebSocketConnection?
+    private var pingTimer: Scheduled<Void>?
+    private var pongTimer: Scheduled<Void>?
+    private var upgradeTimer: Scheduled<Void>?
+    private(set) var handle: EngineIOSocket!
+
+    init(
+        id: String,
+        eventLoop: any EventLoop,
+        request: EngineIORequestInfo,
+        server: EngineIOServer,
+        websocket: WebSocketConnection?
+    ) {
+        self.id = id
+        self.eventLoop = eventLoop
+        self.request = request
+        self.server = server
+        self.transport = EngineIOTransportStateMachine(
+            transport: websocket == nil ? .polling : .websocket,
+            maxBufferedPackets: server.configuration.maxBufferedPackets
+        )
+        self.heartbeat = EngineIOHeartbeatStateMachine(
+            pingInterval: server.configuration.pingInterval,
+            pingTimeout: server.configuration.pingTimeout
+        )
+        self.websocket = websocket
+        self.handle = EngineIOSocket(session: self)
+    }
+
+    /// Sends the open packet, arms the heartbeat and tells the application.
+    func start() {
+        let config = self.server.configuration
+        let handshake = EngineIOHandshake(
+            sid: self.id,
+            upgrades: self.websocket == nil && config.allowUpgrades && config.transports.contains(.websocket)
+                ? [.websocket] : [],
+            pingInterval: config.pingIntervalMilliseconds,
+            pingTimeout: config.pingTimeoutMilliseconds,
+            maxPayload: config.maxPayload
+        )
+        self.send(.open(handshake.json))
+        self.apply(self.heartbeat.sessionOpened(now: .now()))
+        self.server.application.sessionOpened(self.handle)
+    }
+
+    // MARK: Outgoing
+
+    func send(_ packet: EngineIOPacket) {
+        switch self.transport.packetQueued(packet) {
+        case .buffered, .dropped:
+            break
+        case .answerPoll(let packets):
+            self.answerPoll(packets)
+        case .writeWebSocket(let packet):
+            self.websocket?.send(packet)
+        case .closeSession(let reason):
+            self.close(reason: reason)
+        }
+    }
+
+    private func answerPoll(_ packets: [EngineIOPacket]) {
+        guard let pending = self.pendingPoll else { return }
+        self.pendingPoll = nil
+        pending.promise.succeed(packets)
+    }
+
+    // MARK: Heartbeat
+
+    private func apply(_ action: EngineIOHeartbeatStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .schedulePing(let deadline):
+            self.pingTimer?.cancel()
+            self.pingTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.apply(self.heartbeat.pingTimerFired(now: .now()))
+            }
+        case .sendPing(let timeout):
+            // The timeout is armed when the ping is queued, whether or not a long-poll is waiting
+            // to carry it (Engine.IO v4 heartbeat has no grace period).
+            self.pongTimer?.cancel()
+            self.pongTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: timeout) {
+                self.apply(self.heartbeat.pongTimerFired(now: .now()))
+            }
+            self.send(.ping(""))
+        case .closeSession:
+            self.close(reason: .pingTimeout)
+        }
+    }
+
+    // MARK: Incoming
+
+    /// Handles one packet from the client. `via` is the WebSocket it came over, `nil` for polling.
+    func received(_ packet: EngineIOPacket, via connection: WebSocketConnection?) {
+        if let connection, let candidate, connection.id == candidate.id {
+            self.receivedFromCandidate(packet)
+            return
+        }
+        switch packet {
+        case .pong:
+            self.pongTimer?.cancel()
+            self.apply(self.heartbeat.pongReceived(now: .now()))
+        case .ping(let payload):
+            self.send(.pong(payload))
+        case .message(let text):
+            self.server.application.textReceived(text, from: self.handle)
+        case .binaryMessage(let bytes):
+            self.server.application.binaryReceived(bytes, from: self.handle)
+        case .close:
+            self.close(reason: .transportClose, byClient: true)
+        case .open, .upgrade, .noop:
+            break
+        }
+    }
+
+    private func receivedFromCandidate(_ packet: EngineIOPacket) {
+        switch packet {
+        case .ping("probe"):
+            self.candidate?.send(.pong("probe"))
+            if let packets = self.transport.probeReceived() { self.answerPoll(packets) }
+        case .upgrade:
+            switch self.transport.upgradeReceived() {
+            case .upgraded(let answerPendingPoll, let flush):
+                self.upgradeTimer?.cancel()
+                self.upgradeTimer = nil
+                self.websocket = self.candidate
+                self.candidate = nil
+                if answerPendingPoll { self.answerPoll([.noop]) }
+                for packet in flush { self.websocket?.send(packet) }
+            case .ignore:
+                break
+            }
+        case .open, .close, .ping, .pong, .message, .binaryMessage, .noop:
+            // Anything else during the upgrade handshake aborts it, as in the reference server.
+            self.abandonUpgrade()
+        }
+    }
+
+    // MARK: Long-polling
+
+    enum PostOutcome {
+        case accepted
+        case overlap
+        case rejected(EngineIOError)
+    }
+
+    func pollReceived(promise: EventLoopPromise<[EngineIOPacket]>, token: UInt64) {
+        switch self.transport.pollRequestReceived() {
+        case .answer(let packets):
+            promise.succeed(packets)
+        case .hold:
+            self.pendingPoll = (token, promise)
+        case .overlap:
+            promise.fail(EngineIOError.badRequest)
+            self.close(reason: .transportError)
+        case .reject(let error):
+            promise.fail(error)
+        }
+    }
+
+    func pollAborted(token: UInt64) {
+        guard let pending = self.pendingPoll, pending.token == token else { return }
+        if let reason = self.transport.pollRequestAborted() {
+            self.pendingPoll = nil
+            pending.promise.fail(ChannelError.ioOnClosedChannel)
+            self.close(reason: reason)
+        }
+    }
+
+    func postReceived() -> PostOutcome {
+        switch self.transport.postReceived() {
+        case .accept: return .accepted
+        case .overlap:
+            self.close(reason: .transportError)
+            return .overlap
+        case .reject(let error): return .rejected(error)
+        }
+    }
+
+    func postFinished(_ packets: [EngineIOPacket]) {
+        for packet in packets {
+            if self.transport.isClosed { break }
+            self.received(packet, via: nil)
+        }
+        self.transport.postFinished()
+    }
+
+    // MARK: WebSocket
+
+    /// A WebSocket asks to carry this session. Returns `false` when it must be closed instead.
+    func websocketAttached(_ connection: WebSocketConnection) -> Bool {
+        guard self.transport.websocketUpgradeRequested() else { return false }
+        self.candidate = connection
+        self.upgradeTimer = self.eventLoop.assumeIsolated().scheduleTask(in: self.server.configuration.upgradeTimeout)
+        {
+            self.abandonUpgrade()
+        }
+        return true
+    }
+
+    private func abandonUpgrade() {
+        guard self.transport.upgradeFailed() else { return }
+        self.upgradeTimer?.cancel()
+        self.upgradeTimer = nil
+        self.candidate?.close(code: .normalClosure, closePacket: false)
+        self.candidate = nil
+    }
+
+    func websocketClosed(_ connection: WebSocketConnection, reason: EngineIOCloseReason) {
+        if let candidate, candidate.id == connection.id {
+            self.candidate = nil
+            if self.transport.upgradeFailed() {
+                self.upgradeTimer?.cancel()
+                self.upgradeTimer = nil
+            }
+        } else if let websocket, websocket.id == connection.id {
+            self.close(reason: reason)
+        }
+    }
+
+    // MARK: Closing
+
+    func close(reason: EngineIOCloseReason, byClient: Bool = false) {
+        guard let action = self.transport.closeRequested(byClient: byClient) else { return }
+        self.heartbeat.stop()
+        self.pingTimer?.cancel()
+        self.pongTimer?.cancel()
+        self.upgradeTimer?.cancel()
+        self.pingTimer = nil
+        self.pongTimer = nil
+        self.upgradeTimer = nil
+        self.server.remove(self.id)
+        if let packet = action.answerPendingPoll { self.answerPoll([packet]) }
+        let code = Self.closeCode(for: reason)
+        if action.closeWebSocket { self.websocket?.close(code: code, closePacket: reason == .serverShutdown) }
+        if action.closeUpgradeCandidate { self.candidate?.close(code: code, closePacket: false) }
+        self.websocket = nil
+        self.candidate = nil
+        self.server.application.sessionClosed(self.handle, reason: reason)
+    }
+
+    static func closeCode(for reason: EngineIOCloseReason) -> WebSocketErrorCode {
+        switch reason {
+        case .serverShutdown: return .goingAway
+        case .parseError: return .protocolError
+        case .payloadTooLarge: return .messageTooLarge
+        case .transportError, .bufferFull: return .unexpectedServerError
+        default: return .normalClosure
+        }
+    }
+}
+
+@available(*, unavailable)
+extension EngineIOSession: Sendable {}
+
+/// The write side of one WebSocket, as a session sees it. Channel operations are thread-safe, so
+/// a session on another event loop may call these directly; NIO runs them in call order.
+struct WebSocketConnection: Sendable {
+    let channel: any Channel
+
+    var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
+
+    func send(_ packet: EngineIOPacket) {
+        let frame: WebSocketFrame
+        switch packet {
+        case .binaryMessage(let bytes):
+            frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
+        case .open, .close, .ping, .pong, .message, .upgrade, .noop:
+            var buffer = self.channel.allocator.buffer(capacity: packet.textPayload.utf8.count + 1)
+            packet.writeText(into: &buffer)
+            frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
+        }
+        self.channel.writeAndFlush(frame, promise: nil)
+    }
+
+    /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the
+    /// closing handshake of its handler (RFC 6455 §7.1.1).
+    func close(code: WebSocketErrorCode, closePacket: Bool) {
+        let request = EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)
+        self.channel.triggerUserOutboundEvent(request, promise: nil)
+    }
+}

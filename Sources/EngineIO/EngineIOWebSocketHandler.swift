@@ -1,0 +1,260 @@
+import EngineIOCore
+import NIOCore
+import NIOWebSocket
+
+/// Turns WebSocket frames into Engine.IO packets for one session, and enforces RFC 6455 on the way.
+///
+/// NIO's `WebSocketFrameDecoder` parses frames (and refuses oversized or malformed ones); this
+/// handler adds what it leaves to us: client frames must be masked (RFC 6455 §5.1), RSV bits that
+/// no extension owns are refused (§5.2), fragments are reassembled with control frames allowed in
+/// between (§5.4) under a size limit (close 1009), text must be UTF-8 (§8.1, close 1007), pings are
+/// answered (§5.5.2) and the close handshake is mirrored with a valid code (§7.4).
+final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// Asks the handler to close the WebSocket (sent by the session as a user outbound event).
+    struct CloseRequest: Sendable {
+        var code: WebSocketErrorCode
+        var closePacket: Bool
+    }
+
+    enum Mode {
+        /// A new session opened directly over WebSocket.
+        case handshake(EngineIORequestInfo)
+        /// An upgrade of the polling session with this id.
+        case upgrade(sid: String)
+    }
+
+    private let server: EngineIOServer
+    private let mode: Mode
+    private let maxMessageSize: Int
+    private var socket: EngineIOSocket?
+    private var connection: WebSocketConnection?
+    private var message: (opcode: WebSocketOpcode, buffer: ByteBuffer)?
+    private var closing = false
+    private var closeReason: EngineIOCloseReason = .transportClose
+
+    init(server: EngineIOServer, mode: Mode) {
+        self.server = server
+        self.mode = mode
+        self.maxMessageSize = server.configuration.maxPayload
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let connection = WebSocketConnection(channel: context.channel)
+        self.connection = connection
+        switch self.mode {
+        case .handshake(let request):
+            guard
+                let session = self.server.openSession(
+                    request: request,
+                    eventLoop: context.eventLoop,
+                    websocket: connection
+                )
+            else {
+                // The session table filled up between the upgrade check and now.
+                connection.close(code: .init(codeNumber: 1013), closePacket: false)
+                self.closing = true
+                return
+            }
+            self.socket = session.handle
+        case .upgrade(let sid):
+            guard let socket = self.server.session(id: sid) else {
+                connection.close(code: .normalClosure, closePacket: false)
+                self.closing = true
+                return
+            }
+            self.socket = socket
+            socket.eventLoop.execute {
+                // A second WebSocket for a session that is already upgrading or upgraded is
+                // accepted at the HTTP level and then closed, leaving the first one untouched.
+                if !socket.session.value.websocketAttached(connection) {
+                    connection.close(code: .normalClosure, closePacket: false)
+                }
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        if self.closing && frame.opcode != .connectionClose { return }
+        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            return self.fail(context: context, code: .protocolError, reason: .transportError)
+        }
+        switch frame.opcode {
+        case .connectionClose:
+            self.receivedClose(context: context, frame: frame)
+        case .ping:
+            guard frame.fin else { return self.fail(context: context, code: .protocolError, reason: .transportError) }
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            context.writeAndFlush(self.wrapOutboundOut(pong), promise: nil)
+        case .pong:
+            break
+        case .text, .binary:
+            guard self.message == nil else {
+                return self.fail(context: context, code: .protocolError, reason: .transportError)
+            }
+            let data = frame.unmaskedData
+            guard data.readableBytes <= self.maxMessageSize else {
+                return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+            }
+            if frame.fin {
+                self.deliver(context: context, opcode: frame.opcode, data: data)
+            } else {
+                self.message = (frame.opcode, data)
+            }
+        case .continuation:
+            guard var message = self.message else {
+                return self.fail(context: context, code: .protocolError, reason: .transportError)
+            }
+            var data = frame.unmaskedData
+            guard message.buffer.readableBytes + data.readableBytes <= self.maxMessageSize else {
+                return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+            }
+            self.message = nil
+            message.buffer.writeBuffer(&data)
+            if frame.fin {
+                self.deliver(context: context, opcode: message.opcode, data: message.buffer)
+            } else {
+                self.message = message
+            }
+        default:
+            self.fail(context: context, code: .protocolError, reason: .transportError)
+        }
+    }
+
+    private func deliver(context: ChannelHandlerContext, opcode: WebSocketOpcode, data: ByteBuffer) {
+        let packet: EngineIOPacket
+        if opcode == .binary {
+            packet = .binaryMessage(data)
+        } else {
+            guard String(validating: data.readableBytesView, as: UTF8.self) != nil else {
+                return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
+            }
+            do {
+                packet = try EngineIOPacket.decodeText(data.readableBytesView)
+            } catch {
+                return self.fail(context: context, code: .protocolError, reason: .parseError)
+            }
+        }
+        self.forward(packet)
+    }
+
+    private func forward(_ packet: EngineIOPacket) {
+        guard let socket = self.socket, let connection = self.connection else { return }
+        if socket.eventLoop.inEventLoop {
+            socket.session.value.received(packet, via: connection)
+        } else {
+            socket.eventLoop.execute { socket.session.value.received(packet, via: connection) }
+        }
+    }
+
+    private func receivedClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
+        if self.closing {
+            context.close(promise: nil)
+            return
+        }
+        var data = frame.unmaskedData
+        var reply: WebSocketErrorCode? = nil
+        if data.readableBytes == 1 {
+            reply = .protocolError
+        } else if let code = data.readInteger(as: UInt16.self) {
+            if !Self.isValidCloseCode(code) {
+                reply = .protocolError
+            } else if String(validating: data.readableBytesView, as: UTF8.self) == nil {
+                reply = .dataInconsistentWithMessage
+            } else {
+                reply = WebSocketErrorCode(codeNumber: Int(code))
+            }
+        }
+        self.closing = true
+        var payload = context.channel.allocator.buffer(capacity: 2)
+        if let reply { payload.write(webSocketErrorCode: reply) }
+        let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(close)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// RFC 6455 §7.4: codes a peer may send.
+    static func isValidCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014: return true
+        case 3000...4999: return true
+        default: return false
+        }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let request = event as? CloseRequest else {
+            return context.triggerUserOutboundEvent(event, promise: promise)
+        }
+        promise?.succeed()
+        guard !self.closing else { return }
+        if request.closePacket {
+            var buffer = context.channel.allocator.buffer(capacity: 1)
+            EngineIOPacket.close.writeText(into: &buffer)
+            context.write(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        }
+        self.sendClose(context: context, code: request.code)
+        // The session closed this socket itself; it needs no notification.
+        self.socket = nil
+    }
+
+    private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode, reason: EngineIOCloseReason) {
+        guard !self.closing else { return }
+        self.closeReason = reason
+        self.sendClose(context: context, code: code)
+        self.notifyClosed()
+    }
+
+    private func sendClose(context: ChannelHandlerContext, code: WebSocketErrorCode) {
+        self.closing = true
+        self.message = nil
+        var data = context.channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: code)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        // RFC 6455 §7.1.1: wait (bounded) for the client's close frame before closing TCP, and keep
+        // reading meanwhile, so that the close frame is not lost to a connection reset.
+        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: HTTPRequestHandler.closeLinger) { channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.notifyClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // While closing, the decoder may report bytes it drops (it stops after an error); the
+        // linger timer or the client's own close ends the connection.
+        if self.closing { return }
+        // Frame decoding errors from NIO's decoder (RFC 6455 §7.4.1 codes).
+        if let error = error as? NIOWebSocketError {
+            switch error {
+            case .invalidFrameLength:
+                return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+            case .fragmentedControlFrame, .multiByteControlFrameLength:
+                return self.fail(context: context, code: .protocolError, reason: .transportError)
+            }
+        }
+        self.closeReason = .transportError
+        context.close(promise: nil)
+    }
+
+    private func notifyClosed() {
+        guard let socket = self.socket, let connection = self.connection else { return }
+        self.socket = nil
+        let reason = self.closeReason
+        if socket.eventLoop.inEventLoop {
+            socket.session.value.websocketClosed(connection, reason: reason)
+        } else {
+            socket.eventLoop.execute { socket.session.value.websocketClosed(connection, reason: reason) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension EngineIOWebSocketHandler: Sendable {}

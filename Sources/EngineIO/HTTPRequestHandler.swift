@@ -1,0 +1,485 @@
+import EngineIOCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP side of the server: routes each request to its Engine.IO endpoint (long-polling,
+/// handshakes, errors) or to the fallback, and enforces the request-header timeout.
+///
+/// It sits behind NIO's HTTP/1.1 codec with pipelining assistance, so requests on one connection
+/// are handled one at a time, in order; keep-alive follows the request's wishes.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for a request head.
+        case idle
+        /// A request whose answer is decided once its body has been read (and discarded).
+        case answerAtEnd(HTTPRequestHead, Route)
+        /// A POST whose body feeds the payload decoder.
+        case post(HTTPRequestHead, EngineIOServer, EngineIOSocket, EngineIOPayloadDecoder, EngineIOCodecError?)
+        /// The answer is being produced asynchronously (a long-poll, a handshake hook).
+        case waiting
+        /// The response is out and the connection will close; the rest of the request body is read
+        /// and dropped first, so that closing does not reset the connection under the response.
+        case drainingThenClose
+        /// The connection is closing; ignore everything.
+        case closing
+    }
+
+    enum Route {
+        case endpoint(EngineIOServer, Result<EngineIORequestKind, EngineIOError>)
+        case preflight(EngineIOServer)
+        case fallback
+        case error(EngineIOError, EngineIOServer)
+    }
+
+    private let endpoints: [EngineIOServer]
+    private let settings: HTTPServer.Settings
+    private let upgradeRefusal: UpgradeRefusal
+    private var state: State = .idle
+    private var headerTimer: Scheduled<Void>?
+    private var pendingPoll: (socket: EngineIOSocket, token: UInt64)?
+    private var context: ChannelHandlerContext?
+
+    init(endpoints: [EngineIOServer], settings: HTTPServer.Settings, upgradeRefusal: UpgradeRefusal) {
+        self.endpoints = endpoints
+        self.settings = settings
+        self.upgradeRefusal = upgradeRefusal
+    }
+
+    // MARK: Lifecycle and the header timeout
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { self.armHeaderTimer(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        self.headerTimer = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.armHeaderTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        self.state = .closing
+        if let pending = self.pendingPoll {
+            // A client that drops a pending long-poll closes its session (Engine.IO v4).
+            self.pendingPoll = nil
+            let token = pending.token
+            let socket = pending.socket
+            socket.eventLoop.execute { socket.session.value.pollAborted(token: token) }
+        }
+        context.fireChannelInactive()
+    }
+
+    /// A client gets `requestHeaderTimeout` from connecting (or from the end of the previous
+    /// response) to finish its next request head; slow-header clients are dropped.
+    private func armHeaderTimer(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        let channel = context.channel
+        self.headerTimer = context.eventLoop.scheduleTask(in: self.settings.requestHeaderTimeout) {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.headerTimer?.cancel()
+            self.headerTimer = nil
+            self.receivedHead(context: context, head: head)
+        case .body(let body):
+            self.receivedBody(context: context, body: body)
+        case .end:
+            self.receivedEnd(context: context)
+        }
+    }
+
+    private func receivedHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        guard case .idle = self.state else { return }
+        let path = EngineIOQuery.path(of: head.uri)
+        guard let server = self.endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
+        else {
+            self.state = .answerAtEnd(head, .fallback)
+            return
+        }
+        if head.method == .OPTIONS, server.configuration.cors != nil,
+            head.headers.contains(name: "access-control-request-method")
+        {
+            self.state = .answerAtEnd(head, .preflight(server))
+            return
+        }
+        let query = EngineIOQuery(uri: head.uri)
+        let isUpgrade = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+            && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        let kind: Result<EngineIORequestKind, EngineIOError>
+        do {
+            kind = .success(
+                try EngineIORequestKind.classify(
+                    method: head.method.rawValue,
+                    query: query,
+                    isUpgrade: isUpgrade,
+                    transports: server.configuration.transports,
+                    allowUpgrades: server.configuration.allowUpgrades
+                )
+            )
+        } catch {
+            kind = .failure(error)
+        }
+        if case .success(.post(let sid)) = kind {
+            guard let socket = server.session(id: sid) else {
+                self.state = .answerAtEnd(head, .error(.unknownSid, server))
+                return
+            }
+            let contentType = head.headers.first(name: "content-type")?.lowercased() ?? ""
+            if contentType.hasPrefix("application/octet-stream") {
+                // Engine.IO v4 sends binary as base64 text in polling payloads; a binary body is
+                // a protocol error that closes the session.
+                socket.close()
+                self.state = .answerAtEnd(head, .error(.badRequest, server))
+                return
+            }
+            self.state = .post(head, server, socket, EngineIOPayloadDecoder(maxPayload: server.configuration.maxPayload), nil)
+            return
+        }
+        self.state = .answerAtEnd(head, .endpoint(server, kind))
+    }
+
+    private func receivedBody(context: ChannelHandlerContext, body: ByteBuffer) {
+        guard case .post(let head, let server, let socket, var decoder, let error) = self.state else { return }
+        guard error == nil else { return }
+        self.state = .waiting
+        do {
+            try decoder.append(body)
+            self.state = .post(head, server, socket, decoder, nil)
+        } catch .payloadTooLarge {
+            // Refuse while the body is still arriving, so it is never buffered whole.
+            socket.eventLoop.execute { socket.session.value.close(reason: .payloadTooLarge) }
+            let error = EngineIOError(code: 3, message: "Payload too large", httpStatus: 413)
+            self.state = .waiting
+            self.respondError(context: context, head: head, server: server, error: error, close: true, drain: true)
+        } catch {
+            self.state = .post(head, server, socket, decoder, error)
+        }
+    }
+
+    private func receivedEnd(context: ChannelHandlerContext) {
+        switch self.state {
+        case .idle, .waiting, .closing:
+            return
+        case .drainingThenClose:
+            self.state = .closing
+            context.close(promise: nil)
+        case .answerAtEnd(let head, let route):
+            self.state = .waiting
+            self.answer(context: context, head: head, route: route)
+        case .post(let head, let server, let socket, var decoder, let error):
+            self.state = .waiting
+            var packets: [EngineIOPacket] = []
+            var failure = error
+            if failure == nil {
+                do {
+                    while let packet = try decoder.nextPacket() { packets.append(packet) }
+                    packets.append(try decoder.finish())
+                } catch {
+                    failure = error
+                }
+            }
+            self.finishPost(context: context, head: head, server: server, socket: socket, packets: packets, failure: failure)
+        }
+    }
+
+    // MARK: Answering
+
+    private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
+        switch route {
+        case .fallback:
+            let response = self.settings.fallback(head)
+            self.respond(
+                context: context,
+                head: head,
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+                cors: nil,
+                close: false
+            )
+        case .preflight(let server):
+            var headers = HTTPHeaders()
+            let cors = server.configuration.cors!
+            for (name, value) in cors.preflightHeaders(requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+                headers.add(name: name, value: value)
+            }
+            self.respond(context: context, head: head, status: .noContent, headers: headers, body: nil, cors: server, close: false)
+        case .error(let error, let server):
+            self.respondError(context: context, head: head, server: server, error: error, close: false)
+        case .endpoint(let server, .failure(let error)):
+            self.respondError(context: context, head: head, server: server, error: error, close: false)
+        case .endpoint(let server, .success(let kind)):
+            switch kind {
+            case .pollingHandshake:
+                self.handshake(context: context, head: head, server: server)
+            case .poll(let sid):
+                self.poll(context: context, head: head, server: server, sid: sid)
+            case .websocketHandshake, .websocketUpgrade:
+                // The upgrader declined it: say why, and end the connection (upgrade requests
+                // do not keep a connection alive).
+                let error = self.upgradeRefusal.take() ?? (kind == .websocketHandshake ? .badRequest : .unknownSid)
+                self.respondError(context: context, head: head, server: server, error: error, close: true)
+            case .post:
+                preconditionFailure("POST routed as a bodiless request")
+            }
+        }
+    }
+
+    private func handshake(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer) {
+        guard server.hasCapacity else {
+            let error = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
+            return self.respondError(context: context, head: head, server: server, error: error, close: false)
+        }
+        let request = EngineIORequestInfo(
+            method: head.method,
+            uri: head.uri,
+            query: EngineIOQuery(uri: head.uri),
+            headers: head.headers,
+            remoteAddress: context.channel.remoteAddress,
+            isSecure: self.settings.isSecure,
+            issuedAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
+            transport: .polling
+        )
+        let loop = context.eventLoop
+        let allowed: EventLoopFuture<Bool>
+        if let hook = server.configuration.allowRequest {
+            let promise = loop.makePromise(of: Bool.self)
+            promise.completeWithTask { await hook(request) }
+            allowed = promise.futureResult
+        } else {
+            allowed = loop.makeSucceededFuture(true)
+        }
+        allowed.assumeIsolated().whenSuccess { ok in
+            guard let context = self.context else { return }
+            guard ok else {
+                return self.respondError(context: context, head: head, server: server, error: .forbidden, close: false)
+            }
+            guard let session = server.openSession(request: request, eventLoop: loop, websocket: nil) else {
+                let error = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
+                return self.respondError(context: context, head: head, server: server, error: error, close: false)
+            }
+            var extra = HTTPHeaders()
+            if let cookie = server.configuration.cookie {
+                extra.add(name: "Set-Cookie", value: cookie.header(sid: session.id))
+            }
+            let promise = loop.makePromise(of: [EngineIOPacket].self)
+            session.pollReceived(promise: promise, token: 0)
+            promise.futureResult.assumeIsolated().whenComplete { result in
+                self.finishPoll(head: head, server: server, result: result, extraHeaders: extra)
+            }
+        }
+    }
+
+    private func poll(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer, sid: String) {
+        guard let socket = server.session(id: sid) else {
+            return self.respondError(context: context, head: head, server: server, error: .unknownSid, close: false)
+        }
+        let promise = context.eventLoop.makePromise(of: [EngineIOPacket].self)
+        // Remember the poll so that a dropped connection can abort it; the session ignores a
+        // token that is no longer the one it holds.
+        let token = UInt64.random(in: 1...UInt64.max)
+        self.pendingPoll = (socket, token)
+        let register: @Sendable () -> Void = {
+            socket.session.value.pollReceived(promise: promise, token: token)
+        }
+        if socket.eventLoop.inEventLoop { register() } else { socket.eventLoop.execute(register) }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            self.pendingPoll = nil
+            self.finishPoll(head: head, server: server, result: result, extraHeaders: HTTPHeaders())
+        }
+    }
+
+    private func finishPoll(
+        head: HTTPRequestHead,
+        server: EngineIOServer,
+        result: Result<[EngineIOPacket], any Error>,
+        extraHeaders: HTTPHeaders
+    ) {
+        guard let context = self.context, context.channel.isActive else { return }
+        switch result {
+        case .success(let packets):
+            var body = context.channel.allocator.buffer(capacity: 64)
+            EngineIOPayloadEncoder.encode(packets, into: &body)
+            var headers = extraHeaders
+            headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
+            self.respond(context: context, head: head, status: .ok, headers: headers, body: body, cors: server, close: false)
+        case .failure(let error as EngineIOError):
+            self.respondError(context: context, head: head, server: server, error: error, close: false)
+        case .failure:
+            context.close(promise: nil)
+        }
+    }
+
+    private func finishPost(
+        context: ChannelHandlerContext,
+        head: HTTPRequestHead,
+        server: EngineIOServer,
+        socket: EngineIOSocket,
+        packets: [EngineIOPacket],
+        failure: EngineIOCodecError?
+    ) {
+        let promise = context.eventLoop.makePromise(of: EngineIOError?.self)
+        let work: @Sendable () -> Void = {
+            let session = socket.session.value
+            if failure != nil {
+                // An undecodable payload closes the session (reason "parse error").
+                session.close(reason: .parseError)
+                promise.succeed(.badRequest)
+                return
+            }
+            switch session.postReceived() {
+            case .accepted:
+                session.postFinished(packets)
+                promise.succeed(nil)
+            case .overlap:
+                promise.succeed(.badRequest)
+            case .rejected(let error):
+                promise.succeed(error)
+            }
+        }
+        if socket.eventLoop.inEventLoop { work() } else { socket.eventLoop.execute(work) }
+        promise.futureResult.assumeIsolated().whenSuccess { error in
+            guard let context = self.context else { return }
+            if let error {
+                self.respondError(context: context, head: head, server: server, error: error, close: false)
+            } else {
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
+                self.respond(
+                    context: context,
+                    head: head,
+                    status: .ok,
+                    headers: headers,
+                    body: ByteBuffer(string: "ok"),
+                    cors: server,
+                    close: false
+                )
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    private func respondError(
+        context: ChannelHandlerContext,
+        head: HTTPRequestHead,
+        server: EngineIOServer,
+        error: EngineIOError,
+        close: Bool,
+        drain: Bool = false
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        self.respond(
+            context: context,
+            head: head,
+            status: HTTPResponseStatus(statusCode: error.httpStatus),
+            headers: headers,
+            body: ByteBuffer(string: error.jsonBody),
+            cors: server,
+            close: close,
+            drain: drain
+        )
+    }
+
+    private func respond(
+        context: ChannelHandlerContext,
+        head: HTTPRequestHead,
+        status: HTTPResponseStatus,
+        headers: HTTPHeaders,
+        body: ByteBuffer?,
+        cors server: EngineIOServer?,
+        close: Bool,
+        drain: Bool = false
+    ) {
+        var headers = headers
+        if let cors = server?.configuration.cors {
+            for (name, value) in cors.headers(origin: head.headers.first(name: "origin")) {
+                headers.add(name: name, value: value)
+            }
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: String(body?.readableBytes ?? 0))
+        // A declined upgrade request never keeps its connection (the client expected to leave HTTP).
+        let keepAlive = head.isKeepAlive && !close && !head.headers.contains(name: "upgrade")
+        if !keepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if head.version.major == 1 && head.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        let responseHead = HTTPResponseHead(version: head.version, status: status, headers: headers)
+        context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+        if let body, head.method != .HEAD {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        let channel = context.channel
+        if keepAlive {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            if case .closing = self.state { return }
+            self.state = .idle
+            self.armHeaderTimer(context: context)
+        } else if drain {
+            // Read and drop what the client is still sending, for at most `closeLinger`.
+            self.state = .drainingThenClose
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            context.eventLoop.scheduleTask(in: Self.closeLinger) { channel.close(promise: nil) }
+        } else {
+            self.state = .closing
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// How long a connection that is being closed after an error keeps reading, so that the
+    /// client receives the error instead of a connection reset.
+    static let closeLinger: TimeAmount = .seconds(2)
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIO's HTTP error handler has already answered a malformed request with 400; the
+        // connection cannot be parsed any further, so end it. (A declined WebSocket upgrade also
+        // arrives here as an error; the request itself follows and is answered normally.)
+        guard error is HTTPParserError else { return }
+        self.state = .closing
+        context.close(promise: nil)
+    }
+
+    static func matches(path: Substring, endpoint: String) -> Bool {
+        if path.hasPrefix(endpoint) { return true }
+        // `/socket.io` without the trailing slash names the endpoint too.
+        return endpoint.hasSuffix("/") && path == endpoint.dropLast()
+    }
+}
+
+@available(*, unavailable)
+extension HTTPRequestHandler: Sendable {}
+
+/// Why the WebSocket upgrader declined a request, handed to the HTTP handler of the same
+/// connection so that it can answer with the right status.
+final class UpgradeRefusal: Sendable {
+    private let box = NIOLockedValueBox<EngineIOError?>(nil)
+
+    func set(_ error: EngineIOError) { self.box.withLockedValue { $0 = error } }
+
+    func take() -> EngineIOError? {
+        self.box.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+    }
+}

@@ -1,0 +1,280 @@
+import EngineIOCore
+public import NIOCore
+import NIOConcurrencyHelpers
+public import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+public import Logging
+
+/// An HTTP response for a request outside every Engine.IO endpoint.
+public struct HTTPFallbackResponse: Sendable {
+    /// The status.
+    public var status: HTTPResponseStatus
+    /// The headers (`Content-Length` is added).
+    public var headers: HTTPHeaders
+    /// The body, if any.
+    public var body: ByteBuffer?
+
+    /// Creates a response.
+    ///
+    /// - Parameters:
+    ///   - status: the status.
+    ///   - headers: the headers.
+    ///   - body: the body.
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A plain-text `404 Not Found`.
+    public static let notFound = HTTPFallbackResponse(
+        status: .notFound,
+        headers: ["Content-Type": "text/plain; charset=UTF-8"],
+        body: ByteBuffer(string: "Not Found")
+    )
+}
+
+/// The HTTP/1.1 server that carries one or more Engine.IO endpoints on one port.
+///
+/// It owns the listening socket and its connections: NIO's HTTP/1.1 codec (keep-alive, pipelining,
+/// chunked bodies, an 80 KiB header limit answered with 400), the WebSocket upgrader, and graceful
+/// shutdown. ``run(onListening:)`` serves until its task is cancelled.
+public final class HTTPServer: Sendable {
+    /// Options of the HTTP server.
+    public struct Configuration: Sendable {
+        /// The address to bind. Default `0.0.0.0` (all IPv4 interfaces, as Node listens on all).
+        public var host: String = "0.0.0.0"
+        /// The port to bind; 0 picks a free one. Default 3000.
+        public var port: Int = 3000
+        /// Time a client has, from connecting or from the end of the previous response, to send a
+        /// complete request head; slower clients (slowloris) are disconnected. Default 10 s:
+        /// browsers send a whole head in one write, so only stalled or hostile clients hit it.
+        public var requestHeaderTimeout: TimeAmount = .seconds(10)
+        /// Longest time shutdown waits for sessions to be told before connections are closed.
+        /// Default 5 s.
+        public var shutdownTimeout: TimeAmount = .seconds(5)
+        /// Answers requests outside every endpoint. Default `404 Not Found`.
+        public var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse = { _ in .notFound }
+        /// The event loops to run on, or `nil` for NIO's shared group (one thread per core).
+        public var eventLoopGroup: (any EventLoopGroup)? = nil
+        /// The logger for lifecycle messages.
+        public var logger = Logger(label: "socketio-server")
+
+        /// Creates a configuration with the defaults.
+        public init() {}
+    }
+
+    struct Settings: Sendable {
+        var requestHeaderTimeout: TimeAmount
+        var isSecure: Bool
+        var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse
+    }
+
+    /// The server's options.
+    public let configuration: Configuration
+    /// The endpoints, matched by path prefix in order.
+    public let endpoints: [EngineIOServer]
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    /// Creates a server.
+    ///
+    /// - Parameters:
+    ///   - configuration: HTTP options.
+    ///   - endpoints: the Engine.IO endpoints to serve.
+    public init(configuration: Configuration, endpoints: [EngineIOServer]) {
+        self.configuration = configuration
+        self.endpoints = endpoints
+    }
+
+    /// Binds and serves until the calling task is cancelled, then shuts down gracefully: stops
+    /// accepting, closes every session with a close packet (pending long-polls are answered),
+    /// then closes the remaining connections.
+    ///
+    /// - Parameter onListening: called once with the bound address.
+    /// - Throws: when binding fails.
+    public func run(onListening: @Sendable (SocketAddress) -> Void = { _ in }) async throws {
+        let group = self.configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        let settings = Settings(
+            requestHeaderTimeout: self.configuration.requestHeaderTimeout,
+            isSecure: false,
+            fallback: self.configuration.fallback
+        )
+        let maxFrameSize = max(self.endpoints.map { $0.configuration.maxPayload }.max() ?? 1 << 20, 126)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.initialize(channel: channel, settings: settings, maxFrameSize: maxFrameSize)
+                }
+            }
+        let listener = try await bootstrap.bind(host: self.configuration.host, port: self.configuration.port).get()
+        if let address = listener.localAddress {
+            self.configuration.logger.info("listening", metadata: ["address": "\(address)"])
+            onListening(address)
+        }
+        await withTaskCancellationHandler {
+            try? await listener.closeFuture.get()
+        } onCancel: {
+            listener.close(promise: nil)
+        }
+        await self.shutdown()
+    }
+
+    private func shutdown() async {
+        let logger = self.configuration.logger
+        logger.info("shutting down", metadata: ["sessions": "\(self.endpoints.map(\.sessionCount).reduce(0, +))"])
+        let futures = self.endpoints.compactMap { $0.closeAllSessions(reason: .serverShutdown) }
+        if !futures.isEmpty {
+            let all = EventLoopFuture.andAllComplete(futures, on: futures[0].eventLoop)
+            let timeout = self.configuration.shutdownTimeout
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await all.get() }
+                group.addTask { try? await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        let open = self.connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            channel.eventLoop.execute { channel.close(promise: nil) }
+        }
+        for channel in open {
+            try? await channel.closeFuture.get()
+        }
+        logger.info("stopped")
+    }
+
+    private func initialize(channel: any Channel, settings: Settings, maxFrameSize: Int) throws {
+        let id = ObjectIdentifier(channel)
+        self.connections.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.connections.withLockedValue { $0.removeValue(forKey: id) }
+        }
+        let refusal = UpgradeRefusal()
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: maxFrameSize,
+            automaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                self.shouldUpgrade(channel: channel, head: head, refusal: refusal)
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.installWebSocket(channel: channel, head: head, settings: settings)
+                }
+            }
+        )
+        let handler = HTTPRequestHandler(endpoints: self.endpoints, settings: settings, upgradeRefusal: refusal)
+        let boundHandler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
+                }
+            ),
+            withErrorHandling: true
+        )
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    private func route(_ head: HTTPRequestHead) -> (EngineIOServer, Result<EngineIORequestKind, EngineIOError>)? {
+        let path = EngineIOQuery.path(of: head.uri)
+        guard
+            let server = self.endpoints.first(where: {
+                HTTPRequestHandler.matches(path: path, endpoint: $0.configuration.path)
+            })
+        else { return nil }
+        do {
+            let kind = try EngineIORequestKind.classify(
+                method: head.method.rawValue,
+                query: EngineIOQuery(uri: head.uri),
+                isUpgrade: true,
+                transports: server.configuration.transports,
+                allowUpgrades: server.configuration.allowUpgrades
+            )
+            return (server, .success(kind))
+        } catch {
+            return (server, .failure(error))
+        }
+    }
+
+    private func shouldUpgrade(
+        channel: any Channel,
+        head: HTTPRequestHead,
+        refusal: UpgradeRefusal
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        let loop = channel.eventLoop
+        guard let (server, kind) = self.route(head) else { return loop.makeSucceededFuture(nil) }
+        switch kind {
+        case .failure(let error):
+            refusal.set(error)
+            return loop.makeSucceededFuture(nil)
+        case .success(.websocketUpgrade(let sid)):
+            guard server.session(id: sid) != nil else {
+                refusal.set(.unknownSid)
+                return loop.makeSucceededFuture(nil)
+            }
+            return loop.makeSucceededFuture(HTTPHeaders())
+        case .success(.websocketHandshake):
+            guard server.hasCapacity else {
+                refusal.set(EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503))
+                return loop.makeSucceededFuture(nil)
+            }
+            guard let hook = server.configuration.allowRequest else { return loop.makeSucceededFuture(HTTPHeaders()) }
+            let request = Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: false)
+            let promise = loop.makePromise(of: Bool.self)
+            promise.completeWithTask { await hook(request) }
+            return promise.futureResult.map { ok in
+                if ok { return HTTPHeaders() }
+                refusal.set(.forbidden)
+                return nil
+            }
+        case .success(.pollingHandshake), .success(.poll), .success(.post):
+            refusal.set(.badRequest)
+            return loop.makeSucceededFuture(nil)
+        }
+    }
+
+    private func installWebSocket(channel: any Channel, head: HTTPRequestHead, settings: Settings) throws {
+        guard let (server, routed) = self.route(head), case .success(let kind) = routed else {
+            throw ChannelError.inappropriateOperationForState
+        }
+        let mode: EngineIOWebSocketHandler.Mode
+        switch kind {
+        case .websocketUpgrade(let sid):
+            mode = .upgrade(sid: sid)
+        case .websocketHandshake:
+            mode = .handshake(
+                Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: settings.isSecure)
+            )
+        case .pollingHandshake, .poll, .post:
+            throw ChannelError.inappropriateOperationForState
+        }
+        try channel.pipeline.syncOperations.addHandler(EngineIOWebSocketHandler(server: server, mode: mode))
+    }
+
+    static func requestInfo(
+        head: HTTPRequestHead,
+        channel: any Channel,
+        transport: EngineIOTransport,
+        isSecure: Bool
+    ) -> EngineIORequestInfo {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return EngineIORequestInfo(
+            method: head.method,
+            uri: head.uri,
+            query: EngineIOQuery(uri: head.uri),
+            headers: head.headers,
+            remoteAddress: channel.remoteAddress,
+            isSecure: isSecure,
+            issuedAtMilliseconds: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000,
+            transport: transport
+        )
+    }
+}

@@ -1,0 +1,211 @@
+import ArgumentParser
+import Dispatch
+import EngineIO
+import EngineIOCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `socketio-server` command.
+@main
+struct SocketIOServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "socketio-server",
+        abstract: "An Engine.IO v4 server on SwiftNIO (Socket.IO v5 layer in progress).",
+        discussion: """
+            Profiles:
+              default      an Engine.IO v4 echo endpoint at --path (default /socket.io/) and a status
+                           page at /. Every option below applies.
+              conformance  the contract external protocol suites expect: 127.0.0.1 only, Engine.IO
+                           echo at /engine.io/, pingInterval 300 ms, pingTimeout 200 ms,
+                           maxPayload 1000000, CORS for any origin. Only --port (and --log-level) apply.
+
+            The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every
+            session with a close packet (pending long-polls are answered), then exits.
+            """
+    )
+
+    enum Profile: String, ExpressibleByArgument, CaseIterable {
+        case `default`
+        case conformance
+    }
+
+    @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var profile: Profile = .default
+
+    @Option(help: "Address to bind.")
+    var host: String = "0.0.0.0"
+
+    @Option(help: "Port to bind (0 picks a free port).")
+    var port: Int = 3000
+
+    @Option(help: "URL path of the Engine.IO endpoint.")
+    var path: String = "/socket.io/"
+
+    @Option(
+        name: .customLong("cors-origin"),
+        help: "Allow cross-origin requests from this origin (repeatable; '*' allows any). Default: no CORS headers."
+    )
+    var corsOrigins: [String] = []
+
+    @Flag(name: .customLong("cors-credentials"), help: "Send Access-Control-Allow-Credentials: true.")
+    var corsCredentials = false
+
+    @Option(name: .customLong("ping-interval"), help: "Milliseconds between heartbeat pings.")
+    var pingInterval: Int64 = 25_000
+
+    @Option(name: .customLong("ping-timeout"), help: "Milliseconds a client has to answer a ping.")
+    var pingTimeout: Int64 = 20_000
+
+    @Option(name: .customLong("upgrade-timeout"), help: "Milliseconds a polling -> WebSocket upgrade may take.")
+    var upgradeTimeout: Int64 = 10_000
+
+    @Option(
+        name: .customLong("max-payload"),
+        help: "Largest message or POST body in bytes (maxHttpBufferSize); larger gets 413 / close 1009."
+    )
+    var maxPayload: Int = 1_000_000
+
+    @Option(help: "Enabled transports, comma-separated: polling,websocket.")
+    var transports: String = "polling,websocket"
+
+    @Flag(inversion: .prefixedNo, help: "Allow polling sessions to upgrade to WebSocket.")
+    var allowUpgrades = true
+
+    @Flag(help: "Set the 'io' session cookie on handshakes (for sticky load balancers).")
+    var cookie = false
+
+    @Option(name: .customLong("max-sessions"), help: "Most concurrent sessions; more handshakes get 503.")
+    var maxSessions: Int = 100_000
+
+    @Option(
+        name: .customLong("max-buffered-packets"),
+        help: "Most packets waiting for a long-poll before the session is closed."
+    )
+    var maxBufferedPackets: Int = 10_000
+
+    @Option(
+        name: .customLong("request-header-timeout"),
+        help: "Milliseconds a client has to send a complete request head."
+    )
+    var requestHeaderTimeout: Int64 = 10_000
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard self.path.hasPrefix("/") else { throw ValidationError("--path must start with '/'") }
+        guard self.maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
+        guard self.pingInterval > 0, self.pingTimeout > 0 else {
+            throw ValidationError("--ping-interval and --ping-timeout must be positive")
+        }
+        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0...65535") }
+        _ = try self.parsedTransports()
+        guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
+    }
+
+    func parsedTransports() throws -> Set<EngineIOTransport> {
+        var set = Set<EngineIOTransport>()
+        for name in self.transports.split(separator: ",") {
+            guard let t = EngineIOTransport(rawValue: String(name.filter { $0 != " " })) else {
+                throw ValidationError("unknown transport '\(name)'")
+            }
+            set.insert(t)
+        }
+        guard !set.isEmpty else { throw ValidationError("--transports needs at least one transport") }
+        return set
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let (http, endpoints) = try self.makeServer()
+        let server = HTTPServer(configuration: http, endpoints: endpoints)
+
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let task = Task {
+            try await server.run { address in
+                let host = address.ipAddress ?? http.host
+                FileHandleStderr.write("socketio-server listening on http://\(host):\(address.port ?? http.port)\n")
+            }
+        }
+        let sources = [SIGTERM, SIGINT].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { task.cancel() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        try await task.value
+    }
+
+    func makeServer() throws -> (HTTPServer.Configuration, [EngineIOServer]) {
+        var http = HTTPServer.Configuration()
+        http.port = self.port
+        switch self.profile {
+        case .conformance:
+            http.host = "127.0.0.1"
+            var config = EngineIOConfiguration()
+            config.path = "/engine.io/"
+            config.pingInterval = .milliseconds(300)
+            config.pingTimeout = .milliseconds(200)
+            config.maxPayload = 1_000_000
+            config.cors = CORSConfiguration(origins: .any)
+            return (http, [EngineIOServer(configuration: config, application: EngineIOEchoApplication())])
+        case .default:
+            http.host = self.host
+            http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
+            var config = EngineIOConfiguration()
+            config.path = self.path.hasSuffix("/") ? self.path : self.path + "/"
+            config.pingInterval = .milliseconds(self.pingInterval)
+            config.pingTimeout = .milliseconds(self.pingTimeout)
+            config.upgradeTimeout = .milliseconds(self.upgradeTimeout)
+            config.maxPayload = self.maxPayload
+            config.transports = try self.parsedTransports()
+            config.allowUpgrades = self.allowUpgrades
+            config.maxSessions = self.maxSessions
+            config.maxBufferedPackets = self.maxBufferedPackets
+            if self.cookie { config.cookie = CookieConfiguration() }
+            if !self.corsOrigins.isEmpty {
+                config.cors = CORSConfiguration(
+                    origins: self.corsOrigins.contains("*") ? .any : .list(self.corsOrigins),
+                    credentials: self.corsCredentials
+                )
+            }
+            let endpointPath = config.path
+            http.fallback = { head in
+                guard EngineIOQuery.path(of: head.uri) == "/" else { return .notFound }
+                let page = """
+                    <!doctype html><meta charset="utf-8"><title>socketio-server</title>
+                    <h1>socketio-server</h1><p>Engine.IO v4 endpoint at <code>\(endpointPath)</code>.</p>
+                    """
+                return HTTPFallbackResponse(
+                    status: .ok,
+                    headers: ["Content-Type": "text/html; charset=UTF-8"],
+                    body: ByteBuffer(string: page)
+                )
+            }
+            return (http, [EngineIOServer(configuration: config, application: EngineIOEchoApplication())])
+        }
+    }
+}
+
+/// Unbuffered writes to standard error, for the one line tests and scripts wait for.
+enum FileHandleStderr {
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}
