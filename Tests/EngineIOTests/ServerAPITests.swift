@@ -1,0 +1,253 @@
+import EngineIO
+import EngineIOCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import TestSupport
+import Testing
+
+/// Records what the Engine.IO layer tells its application.
+final class RecordingApplication: EngineIOApplication {
+    enum Event: Equatable, Sendable {
+        case opened(String)
+        case text(String, String)
+        case closed(String, EngineIOCloseReason)
+    }
+
+    let events = NIOLockedValueBox<[Event]>([])
+    let onOpen: @Sendable (EngineIOSocket) -> Void
+
+    init(onOpen: @escaping @Sendable (EngineIOSocket) -> Void = { _ in }) {
+        self.onOpen = onOpen
+    }
+
+    func sessionOpened(_ socket: EngineIOSocket) {
+        self.events.withLockedValue { $0.append(.opened(socket.id)) }
+        self.onOpen(socket)
+    }
+
+    func textReceived(_ text: String, from socket: EngineIOSocket) {
+        self.events.withLockedValue { $0.append(.text(socket.id, text)) }
+        socket.send(text)
+    }
+
+    func binaryReceived(_ bytes: ByteBuffer, from socket: EngineIOSocket) {}
+
+    func sessionClosed(_ socket: EngineIOSocket, reason: EngineIOCloseReason) {
+        self.events.withLockedValue { $0.append(.closed(socket.id, reason)) }
+    }
+
+    var snapshot: [Event] { self.events.withLockedValue { $0 } }
+}
+
+/// Runs an `HTTPServer` on 127.0.0.1 with a free port for the duration of `body`, then cancels it
+/// and waits (bounded) for its graceful shutdown.
+func withServer(
+    _ endpoints: [EngineIOServer],
+    configure: (inout HTTPServer.Configuration) -> Void = { _ in },
+    _ body: @Sendable (Int) async throws -> Void
+) async throws {
+    var config = HTTPServer.Configuration()
+    config.host = "127.0.0.1"
+    config.port = 0
+    config.shutdownTimeout = .seconds(2)
+    configure(&config)
+    let server = HTTPServer(configuration: config, endpoints: endpoints)
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let task = Task {
+        try await server.run { address in
+            continuation.yield(address.port ?? 0)
+            continuation.finish()
+        }
+    }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else {
+        task.cancel()
+        throw RawHTTP.Failure(description: "server did not start")
+    }
+    do {
+        try await body(port)
+    } catch {
+        task.cancel()
+        _ = try? await task.value
+        throw error
+    }
+    task.cancel()
+    try await task.value
+}
+
+/// Runs blocking socket I/O off the cooperative pool.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+import Foundation
+
+func sid(of body: String) -> String? {
+    guard let start = body.range(of: "\"sid\":\"") else { return nil }
+    return String(body[start.upperBound...].prefix { $0 != "\"" })
+}
+
+let handshakePath = "/engine.io/?EIO=4&transport=polling"
+
+func endpoint(_ app: any EngineIOApplication = EngineIOEchoApplication(), _ change: (inout EngineIOConfiguration) -> Void = { _ in })
+    -> EngineIOServer
+{
+    var config = EngineIOConfiguration()
+    config.path = "/engine.io/"
+    change(&config)
+    return EngineIOServer(configuration: config, application: app)
+}
+
+@Suite("Engine.IO server options", .timeLimit(.minutes(1)))
+struct ServerAPITests {
+    @Test func allowRequestRejectsHandshakesWithForbidden() async throws {
+        let server = endpoint { config in
+            config.allowRequest = { request in request.headers.first(name: "x-token") == "good" }
+        }
+        try await withServer([server]) { port in
+            let refused = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            #expect(refused.status == 403)
+            #expect(refused.body == #"{"code":4,"message":"Forbidden"}"#)
+            let accepted = try await blocking {
+                try RawHTTP.request(port: port, "GET", handshakePath, headers: [("X-Token", "good")])
+            }
+            #expect(accepted.status == 200)
+            let ws = try await blocking {
+                try RawHTTP.request(
+                    port: port,
+                    "GET",
+                    "/engine.io/?EIO=4&transport=websocket",
+                    headers: [
+                        ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+                    ]
+                )
+            }
+            #expect(ws.status == 403)
+        }
+        #expect(server.sessionCount == 0)
+    }
+
+    @Test func customSessionIDsAndTheCookie() async throws {
+        let counter = NIOLockedValueBox(0)
+        let server = endpoint { config in
+            config.sessionIDGenerator = {
+                "fixed-" + String(counter.withLockedValue { $0 += 1; return $0 })
+            }
+            config.cookie = CookieConfiguration()
+        }
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            #expect(sid(of: r.body) == "fixed-1")
+            #expect(r.header("set-cookie") == "io=fixed-1; Path=/; HttpOnly; SameSite=Lax")
+        }
+    }
+
+    @Test func sessionLimitAnswers503() async throws {
+        let server = endpoint { $0.maxSessions = 2 }
+        try await withServer([server]) { port in
+            for _ in 0..<2 {
+                let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+                #expect(r.status == 200)
+            }
+            let third = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            #expect(third.status == 503)
+            #expect(server.sessionCount == 2)
+        }
+    }
+
+    @Test func corsOriginListWithCredentials() async throws {
+        let server = endpoint { config in
+            config.cors = CORSConfiguration(origins: .list(["http://good.test"]), credentials: true)
+        }
+        try await withServer([server]) { port in
+            let good = try await blocking {
+                try RawHTTP.request(port: port, "GET", handshakePath, headers: [("Origin", "http://good.test")])
+            }
+            #expect(good.header("access-control-allow-origin") == "http://good.test")
+            #expect(good.header("access-control-allow-credentials") == "true")
+            let bad = try await blocking {
+                try RawHTTP.request(port: port, "GET", handshakePath, headers: [("Origin", "http://evil.test")])
+            }
+            #expect(bad.header("access-control-allow-origin") == nil)
+            let preflight = try await blocking {
+                try RawHTTP.request(
+                    port: port,
+                    "OPTIONS",
+                    handshakePath,
+                    headers: [("Origin", "http://good.test"), ("Access-Control-Request-Method", "POST")]
+                )
+            }
+            #expect(preflight.status == 204)
+            #expect(preflight.header("access-control-allow-methods") == "GET,HEAD,PUT,PATCH,POST,DELETE")
+        }
+    }
+
+    @Test func bufferedPacketLimitClosesTheSession() async throws {
+        let app = RecordingApplication { socket in
+            for i in 0..<5 { socket.send("m\(i)") }
+        }
+        // The open packet counts too: 1 + 5 packets exceed a limit of 4.
+        let server = endpoint(app) { $0.maxBufferedPackets = 4 }
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            // The session was closed before the handshake GET could collect its packets.
+            #expect(r.status == 400)
+            #expect(r.body == #"{"code":1,"message":"Session ID unknown"}"#)
+            #expect(server.sessionCount == 0)
+        }
+        #expect(app.snapshot.contains { if case .closed(_, .bufferFull) = $0 { return true } else { return false } })
+    }
+
+    @Test func transportsAndUpgradesCanBeRestricted() async throws {
+        let wsOnly = endpoint { $0.transports = [.websocket] }
+        try await withServer([wsOnly]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            #expect(r.status == 400)
+            #expect(r.body == #"{"code":0,"message":"Transport unknown"}"#)
+        }
+        let noUpgrades = endpoint { $0.allowUpgrades = false }
+        try await withServer([noUpgrades]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            #expect(r.body.contains(#""upgrades":[]"#))
+        }
+    }
+
+    @Test func applicationSeesOpenMessageAndClientClose() async throws {
+        let app = RecordingApplication()
+        let server = endpoint(app)
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            let id = try #require(sid(of: r.body))
+            let path = "/engine.io/?EIO=4&transport=polling&sid=\(id)"
+            let post = try await blocking { try RawHTTP.request(port: port, "POST", path, body: "4hello\u{1e}1") }
+            #expect(post.body == "ok")
+            #expect(app.snapshot == [.opened(id), .text(id, "hello"), .closed(id, .transportClose)])
+        }
+    }
+
+    @Test func shutdownAnswersPendingPollsWithClose() async throws {
+        let server = endpoint()
+        let pending = NIOLockedValueBox<Task<RawHTTP.Response, any Error>?>(nil)
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            let id = try #require(sid(of: r.body))
+            let task = Task {
+                try await blocking {
+                    try RawHTTP.request(port: port, "GET", "/engine.io/?EIO=4&transport=polling&sid=\(id)")
+                }
+            }
+            pending.withLockedValue { $0 = task }
+            // Wait until the poll is held by the server (a session with a pending GET).
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        // withServer returned: run() finished its graceful shutdown.
+        let response = try await #require(pending.withLockedValue { $0 }).value
+        #expect(response.status == 200)
+        #expect(response.body == "1")
+        #expect(server.sessionCount == 0)
+    }
+}
