@@ -47,10 +47,11 @@ public final class EngineIOServer: Sendable {
     func openSession(
         request: EngineIORequestInfo,
         eventLoop: any EventLoop,
-        websocket: WebSocketConnection?
+        websocket: WebSocketConnection?,
+        id chosenID: String? = nil
     ) -> EngineIOSession? {
         eventLoop.preconditionInEventLoop()
-        let id = self.configuration.sessionIDGenerator()
+        let id = chosenID ?? self.configuration.sessionIDGenerator()
         let session = EngineIOSession(
             id: id,
             eventLoop: eventLoop,

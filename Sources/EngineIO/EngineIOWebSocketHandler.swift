@@ -21,8 +21,8 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     enum Mode {
-        /// A new session opened directly over WebSocket.
-        case handshake(EngineIORequestInfo)
+        /// A new session opened directly over WebSocket (with the id announced in its cookie).
+        case handshake(EngineIORequestInfo, sessionID: String?)
         /// An upgrade of the polling session with this id.
         case upgrade(sid: String)
     }
@@ -46,12 +46,13 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         let connection = WebSocketConnection(channel: context.channel)
         self.connection = connection
         switch self.mode {
-        case .handshake(let request):
+        case .handshake(let request, let sessionID):
             guard
                 let session = self.server.openSession(
                     request: request,
                     eventLoop: context.eventLoop,
-                    websocket: connection
+                    websocket: connection,
+                    id: sessionID
                 )
             else {
                 // The session table filled up between the upgrade check and now.

@@ -431,10 +431,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let channel = context.channel
         if keepAlive {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-            if case .closing = self.state { return }
+            // Become idle before writing the end: NIO's pipelining handler delivers the next
+            // buffered request synchronously from inside that write.
+            if case .closing = self.state {
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
             self.state = .idle
             self.armHeaderTimer(context: context)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         } else if drain {
             // Read and drop what the client is still sending, for at most `closeLinger`.
             self.state = .drainingThenClose
@@ -469,10 +474,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension HTTPRequestHandler: Sendable {}
 
-/// Why the WebSocket upgrader declined a request, handed to the HTTP handler of the same
-/// connection so that it can answer with the right status.
+/// Per-connection notes from the WebSocket upgrader: why it declined a request (for the HTTP
+/// handler's answer), or the session id it announced in the sid cookie of an accepted handshake.
 final class UpgradeRefusal: Sendable {
     private let box = NIOLockedValueBox<EngineIOError?>(nil)
+    private let sessionIDBox = NIOLockedValueBox<String?>(nil)
+
+    func setSessionID(_ id: String) { self.sessionIDBox.withLockedValue { $0 = id } }
+
+    func takeSessionID() -> String? {
+        self.sessionIDBox.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+    }
 
     func set(_ error: EngineIOError) { self.box.withLockedValue { $0 = error } }
 

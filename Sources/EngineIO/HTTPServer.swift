@@ -163,7 +163,12 @@ public final class HTTPServer: Sendable {
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.installWebSocket(channel: channel, head: head, settings: settings)
+                    try self.installWebSocket(
+                        channel: channel,
+                        head: head,
+                        settings: settings,
+                        sessionID: refusal.takeSessionID()
+                    )
                 }
             }
         )
@@ -225,12 +230,20 @@ public final class HTTPServer: Sendable {
                 refusal.set(EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503))
                 return loop.makeSucceededFuture(nil)
             }
-            guard let hook = server.configuration.allowRequest else { return loop.makeSucceededFuture(HTTPHeaders()) }
+            var headers = HTTPHeaders()
+            if let cookie = server.configuration.cookie {
+                // The id is chosen now so that the 101 response can carry the sid cookie.
+                let id = server.configuration.sessionIDGenerator()
+                refusal.setSessionID(id)
+                headers.add(name: "Set-Cookie", value: cookie.header(sid: id))
+            }
+            guard let hook = server.configuration.allowRequest else { return loop.makeSucceededFuture(headers) }
+            let accepted = headers
             let request = Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: false)
             let promise = loop.makePromise(of: Bool.self)
             promise.completeWithTask { await hook(request) }
             return promise.futureResult.map { ok in
-                if ok { return HTTPHeaders() }
+                if ok { return accepted }
                 refusal.set(.forbidden)
                 return nil
             }
@@ -240,7 +253,12 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    private func installWebSocket(channel: any Channel, head: HTTPRequestHead, settings: Settings) throws {
+    private func installWebSocket(
+        channel: any Channel,
+        head: HTTPRequestHead,
+        settings: Settings,
+        sessionID: String?
+    ) throws {
         guard let (server, routed) = self.route(head), case .success(let kind) = routed else {
             throw ChannelError.inappropriateOperationForState
         }
@@ -250,7 +268,8 @@ public final class HTTPServer: Sendable {
             mode = .upgrade(sid: sid)
         case .websocketHandshake:
             mode = .handshake(
-                Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: settings.isSecure)
+                Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: settings.isSecure),
+                sessionID: sessionID
             )
         case .pollingHandshake, .poll, .post:
             throw ChannelError.inappropriateOperationForState

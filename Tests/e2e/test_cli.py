@@ -1,0 +1,91 @@
+"""The executable's command line: help, validation, and the options of the default profile."""
+
+import asyncio
+import signal
+import subprocess
+import time
+
+import rawclient
+from conftest import BINARY
+
+
+def run(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_help_lists_profiles_and_options():
+    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for word in ["--profile", "conformance", "--port", "--path", "--cors-origin", "--ping-interval", "--max-payload",
+                 "--transports", "--cookie", "--max-sessions", "--request-header-timeout", "SIGTERM"]:
+        assert word in out.stdout, word
+
+
+def test_invalid_options_are_refused():
+    for args in (["--transports", "pigeon"], ["--path", "no-slash"], ["--port", "70000"], ["--log-level", "loud"]):
+        out = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0, args
+        assert "Error" in out.stderr, out.stderr
+
+
+def test_default_profile_options(start_server):
+    server = start_server("--host", "127.0.0.1", "--path", "/rt", "--transports", "websocket", "--cookie",
+                          "--cors-origin", "http://a.test", "--ping-interval", "1234", "--max-payload", "5000")
+
+    async def main():
+        r = await rawclient.http(server.port, "GET", "/rt/?EIO=4&transport=polling")
+        assert r.status == 400 and '"code":0' in r.text
+        ws = rawclient.WebSocket(server.port)
+        assert await ws.connect("/rt/?EIO=4&transport=websocket", {"Origin": "http://a.test"}) == 101
+        opened = await ws.recv()
+        sid = opened.split('"sid":"')[1].split('"')[0]
+        assert ws.response.header("set-cookie") == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+        assert '"pingInterval":1234' in opened and '"maxPayload":5000' in opened and '"upgrades":[]' in opened
+        ws.close()
+        page = await rawclient.http(server.port, "GET", "/")
+        assert page.status == 200 and "socketio-server" in page.text
+        head = await rawclient.http(server.port, "HEAD", "/")
+        assert head.status == 200 and head.body == b"" and int(head.header("content-length")) > 0
+
+    run(main())
+
+
+def test_cookie_and_cors_on_polling(start_server):
+    server = start_server("--host", "127.0.0.1", "--cookie", "--cors-origin", "http://a.test", "--cors-credentials")
+
+    async def main():
+        r = await rawclient.http(server.port, "GET", "/socket.io/?EIO=4&transport=polling", headers={"Origin": "http://a.test"})
+        assert r.status == 200
+        sid = r.text.split('"sid":"')[1].split('"')[0]
+        assert r.header("set-cookie") == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+        assert r.header("access-control-allow-origin") == "http://a.test"
+        assert r.header("access-control-allow-credentials") == "true"
+
+    run(main())
+
+
+def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server = start_server("--host", "127.0.0.1")
+
+        async def main():
+            info = await rawclient.polling_handshake(server.port, "/socket.io/")
+            poll = asyncio.create_task(
+                rawclient.http(server.port, "GET", f"/socket.io/?EIO=4&transport=polling&sid={info['sid']}", timeout=10)
+            )
+            ws = rawclient.WebSocket(server.port)
+            assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
+            assert (await ws.recv()).startswith("0{")
+            ws.send_text("4ready")
+            assert await ws.recv() == "4ready"  # both sessions are live; the poll is held
+            started = time.monotonic()
+            server.proc.send_signal(sig)
+            assert await ws.recv() == "1"
+            assert await ws.recv() == ("close", 1001)
+            r = await poll
+            assert (r.status, r.text) == (200, "1")
+            return started
+
+        started = run(main())
+        assert server.proc.wait(10) == 0
+        assert time.monotonic() - started < 6

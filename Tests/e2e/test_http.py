@@ -1,0 +1,150 @@
+"""HTTP behaviour of the real server: keep-alive, pipelining, header limits and timeouts, bad input."""
+
+import asyncio
+import os
+import time
+
+import rawclient
+
+HS = "/engine.io/?EIO=4&transport=polling"
+
+
+def run(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(conformance_server):
+    async def main():
+        conn = await rawclient.HTTPConnection(conformance_server.port).open()
+        try:
+            r1 = await conn.request("GET", HS)
+            sid = r1.text.split('"sid":"')[1].split('"')[0]
+            r2 = await conn.request("POST", f"{HS}&sid={sid}", body="4keep")
+            r3 = await conn.request("GET", f"{HS}&sid={sid}")
+            assert (r1.status, r2.text, r3.text) == (200, "ok", "4keep")
+            assert r2.header("connection") is None
+        finally:
+            conn.close()
+
+    run(main())
+
+
+def test_pipelined_requests_are_answered_in_order(conformance_server):
+    async def main():
+        sid = (await rawclient.polling_handshake(conformance_server.port))["sid"]
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        path = f"{HS}&sid={sid}"
+        writer.write(
+            rawclient.build_request("POST", path, "4one", keep_alive=True)
+            + rawclient.build_request("GET", path, keep_alive=True)
+            + rawclient.build_request("GET", "/engine.io/?EIO=4&transport=polling&sid=unknown", keep_alive=True)
+        )
+        await writer.drain()
+        first = await rawclient.read_response(reader)
+        second = await rawclient.read_response(reader)
+        third = await rawclient.read_response(reader)
+        writer.close()
+        assert (first.status, first.text) == (200, "ok")
+        assert (second.status, second.text) == (200, "4one")
+        assert third.status == 400
+
+    run(main())
+
+
+def test_http_1_0_request_is_answered_and_closed(conformance_server):
+    async def main():
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        writer.write(f"GET {HS} HTTP/1.0\r\n\r\n".encode())
+        data = await asyncio.wait_for(reader.read(), 5)  # EOF proves the close
+        writer.close()
+        assert data.startswith(b"HTTP/1.0 200 OK")
+
+    run(main())
+
+
+def test_oversized_header_is_refused_and_server_stays_up(conformance_server):
+    async def main():
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        writer.write(f"GET {HS} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 200_000}\r\n\r\n".encode())
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+        try:
+            data = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionError:
+            data = b""
+        writer.close()
+        assert data == b"" or data.startswith(b"HTTP/1.1 4")
+        await rawclient.polling_handshake(conformance_server.port)
+
+    run(main())
+
+
+def test_slow_headers_are_dropped(start_server):
+    server = start_server("--host", "127.0.0.1", "--request-header-timeout", "500")
+
+    async def main():
+        reader, writer = await asyncio.open_connection(rawclient.HOST, server.port)
+        started = time.monotonic()
+        writer.write(b"GET / HTTP/1.1\r\n")
+        closed_at = None
+        for _ in range(50):  # one header byte every 100 ms: a slowloris client
+            try:
+                writer.write(b"X")
+                await writer.drain()
+            except ConnectionError:
+                closed_at = time.monotonic()
+                break
+            try:
+                data = await asyncio.wait_for(reader.read(1), 0.1)
+                if data == b"":
+                    closed_at = time.monotonic()
+                    break
+            except asyncio.TimeoutError:
+                pass
+        writer.close()
+        assert closed_at is not None, "slow client was never dropped"
+        assert 0.4 <= closed_at - started < 2.0, closed_at - started
+
+    run(main())
+
+
+def test_idle_keep_alive_connection_is_closed(start_server):
+    server = start_server("--host", "127.0.0.1", "--request-header-timeout", "500")
+
+    async def main():
+        conn = await rawclient.HTTPConnection(server.port).open()
+        r = await conn.request("GET", "/")
+        assert r.status == 200
+        data = await asyncio.wait_for(conn.reader.read(), 3)
+        assert data == b""
+        conn.close()
+
+    run(main())
+
+
+def test_truncated_and_garbage_requests_leave_the_server_up(conformance_server):
+    async def main():
+        sid = (await rawclient.polling_handshake(conformance_server.port))["sid"]
+        # A POST that promises more body than it sends, then hangs up.
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        writer.write(f"POST {HS}&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n4abc".encode())
+        await writer.drain()
+        writer.close()
+        # Random bytes on many connections.
+        for i in range(100):
+            reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+            writer.write(os.urandom(64 + i))
+            await writer.drain()
+            writer.close()
+        # Bad chunked encoding.
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        writer.write(f"POST {HS}&sid={sid} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".encode())
+        data = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert data.startswith(b"HTTP/1.1 400")
+        await rawclient.polling_handshake(conformance_server.port)
+
+    run(main())
+    assert conformance_server.alive()
