@@ -20,7 +20,9 @@ final class EngineIOSession {
     private var pingTimer: Scheduled<Void>?
     private var pongTimer: Scheduled<Void>?
     private var upgradeTimer: Scheduled<Void>?
-    private(set) var handle: EngineIOSocket!
+    /// A handle for the application. Made on demand: a stored handle would hold the session
+    /// strongly from inside itself and keep every closed session alive.
+    var handle: EngineIOSocket { EngineIOSocket(session: self) }
 
     init(
         id: String,
@@ -42,7 +44,6 @@ final class EngineIOSession {
             pingTimeout: server.configuration.pingTimeout
         )
         self.websocket = websocket
-        self.handle = EngineIOSocket(session: self)
     }
 
     /// Sends the open packet, arms the heartbeat and tells the application.
