@@ -48,7 +48,8 @@ public final class EngineIOServer: Sendable {
         request: EngineIORequestInfo,
         eventLoop: any EventLoop,
         websocket: WebSocketConnection?,
-        id chosenID: String? = nil
+        id chosenID: String? = nil,
+        handshakePoll: EventLoopPromise<[EngineIOPacket]>? = nil
     ) -> EngineIOSession? {
         eventLoop.preconditionInEventLoop()
         let id = chosenID ?? self.configuration.sessionIDGenerator()
@@ -67,6 +68,10 @@ public final class EngineIOServer: Sendable {
             return true
         }
         guard inserted else { return nil }
+        // The handshake request of a polling session is its first long-poll. It is registered
+        // before the open packet is queued, so that (as in the reference server) its body is the
+        // open packet alone; what the application sends on open waits for the next GET.
+        if let handshakePoll { session.pollReceived(promise: handshakePoll, token: 0) }
         session.start()
         return session
     }
@@ -89,4 +94,9 @@ public final class EngineIOServer: Sendable {
         }
         return EventLoopFuture.andAllComplete(futures, on: first.eventLoop)
     }
+}
+
+extension EngineIOError {
+    /// 503: the `maxSessions` limit is reached (not a reference-server error; code 3, Bad request).
+    static let tooManySessions = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
 }

@@ -245,8 +245,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func handshake(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer) {
         guard server.hasCapacity else {
-            let error = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
-            return self.respondError(context: context, head: head, server: server, error: error, close: false)
+            return self.respondError(context: context, head: head, server: server, error: .tooManySessions, close: false)
         }
         let request = EngineIORequestInfo(
             method: head.method,
@@ -272,16 +271,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard ok else {
                 return self.respondError(context: context, head: head, server: server, error: .forbidden, close: false)
             }
-            guard let session = server.openSession(request: request, eventLoop: loop, websocket: nil) else {
-                let error = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
-                return self.respondError(context: context, head: head, server: server, error: error, close: false)
+            let promise = loop.makePromise(of: [EngineIOPacket].self)
+            guard
+                let session = server.openSession(request: request, eventLoop: loop, websocket: nil, handshakePoll: promise)
+            else {
+                promise.fail(EngineIOError.tooManySessions)
+                return self.respondError(context: context, head: head, server: server, error: .tooManySessions, close: false)
             }
             var extra = HTTPHeaders()
             if let cookie = server.configuration.cookie {
                 extra.add(name: "Set-Cookie", value: cookie.header(sid: session.id))
             }
-            let promise = loop.makePromise(of: [EngineIOPacket].self)
-            session.pollReceived(promise: promise, token: 0)
             promise.futureResult.assumeIsolated().whenComplete { result in
                 self.finishPoll(head: head, server: server, result: result, extraHeaders: extra)
             }

@@ -227,7 +227,7 @@ public final class HTTPServer: Sendable {
             return loop.makeSucceededFuture(HTTPHeaders())
         case .success(.websocketHandshake):
             guard server.hasCapacity else {
-                refusal.set(EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503))
+                refusal.set(.tooManySessions)
                 return loop.makeSucceededFuture(nil)
             }
             var headers = HTTPHeaders()

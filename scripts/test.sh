@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what it needs, builds debug and release (failing on any
+# compiler warning in this project's code), runs the Swift tests, then the end-to-end tests
+# against the real server binary on 127.0.0.1. Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="$(bash scripts/install-deps.sh --test | tail -n 1)"
+export PATH="/opt/swift/usr/bin:$PATH"
+logs=.build/test-logs
+mkdir -p "$logs"
+
+check_warnings() {
+  # Warnings in this package's own sources fail the build (dependencies are not ours to fix).
+  if grep -E "^$(pwd)/(Sources|Tests)/.*: warning:" "$1"; then
+    echo "test: compiler warnings in $2 build" >&2
+    exit 1
+  fi
+}
+
+step() {
+  # step NAME LOG COMMAND...: runs COMMAND into LOG; on failure prints the log's tail and exits.
+  local name="$1" log="$2"
+  shift 2
+  echo "== $name"
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 80 "$log"
+    echo "test: $name failed" >&2
+    exit 1
+  fi
+}
+
+step "swift build (debug, with tests)" "$logs/debug.log" swift build --build-tests
+check_warnings "$logs/debug.log" debug
+step "swift build (release)" "$logs/release.log" swift build -c release --product socketio-server
+check_warnings "$logs/release.log" release
+step "swift test" "$logs/test.log" swift test --skip-build
+grep -E "✘|Test run with" "$logs/test.log" | tail -n 20
+
+echo "== end-to-end (real server on 127.0.0.1)"
+export SOCKETIO_SERVER_BIN="$(pwd)/.build/debug/socketio-server"
+cd Tests/e2e
+"$python" -m pytest -q -p no:cacheprovider -rfE "$@"
