@@ -29,6 +29,7 @@ step() {
   fi
 }
 
+step "swift format lint" "$logs/lint.log" swift format lint --strict --recursive Sources Tests Package.swift
 step "swift build (debug, with tests)" "$logs/debug.log" swift build --build-tests
 check_warnings "$logs/debug.log" debug
 step "swift build (release)" "$logs/release.log" swift build -c release --product socketio-server

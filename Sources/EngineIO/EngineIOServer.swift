@@ -1,6 +1,6 @@
 public import EngineIOCore
-public import NIOCore
 import NIOConcurrencyHelpers
+public import NIOCore
 
 /// One Engine.IO v4 endpoint: a path, its options, its sessions and the application above it.
 ///

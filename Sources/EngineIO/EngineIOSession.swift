@@ -210,8 +210,7 @@ final class EngineIOSession {
     func websocketAttached(_ connection: WebSocketConnection) -> Bool {
         guard self.transport.websocketUpgradeRequested() else { return false }
         self.candidate = connection
-        self.upgradeTimer = self.eventLoop.assumeIsolated().scheduleTask(in: self.server.configuration.upgradeTimeout)
-        {
+        self.upgradeTimer = self.eventLoop.assumeIsolated().scheduleTask(in: self.server.configuration.upgradeTimeout) {
             self.abandonUpgrade()
         }
         return true

@@ -121,7 +121,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let query = EngineIOQuery(uri: head.uri)
-        let isUpgrade = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+        let isUpgrade =
+            head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
             && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
         let kind: Result<EngineIORequestKind, EngineIOError>
         do {
@@ -150,7 +151,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.state = .answerAtEnd(head, .error(.badRequest, server))
                 return
             }
-            self.state = .post(head, server, socket, EngineIOPayloadDecoder(maxPayload: server.configuration.maxPayload), nil)
+            self.state = .post(
+                head,
+                server,
+                socket,
+                EngineIOPayloadDecoder(maxPayload: server.configuration.maxPayload),
+                nil
+            )
             return
         }
         self.state = .answerAtEnd(head, .endpoint(server, kind))
@@ -196,7 +203,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     failure = error
                 }
             }
-            self.finishPost(context: context, head: head, server: server, socket: socket, packets: packets, failure: failure)
+            self.finishPost(
+                context: context,
+                head: head,
+                server: server,
+                socket: socket,
+                packets: packets,
+                failure: failure
+            )
         }
     }
 
@@ -218,10 +232,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .preflight(let server):
             var headers = HTTPHeaders()
             let cors = server.configuration.cors!
-            for (name, value) in cors.preflightHeaders(requestHeaders: head.headers.first(name: "access-control-request-headers")) {
+            for (name, value) in cors.preflightHeaders(
+                requestHeaders: head.headers.first(name: "access-control-request-headers")
+            ) {
                 headers.add(name: name, value: value)
             }
-            self.respond(context: context, head: head, status: .noContent, headers: headers, body: nil, cors: server, close: false)
+            self.respond(
+                context: context,
+                head: head,
+                status: .noContent,
+                headers: headers,
+                body: nil,
+                cors: server,
+                close: false
+            )
         case .error(let error, let server):
             self.respondError(context: context, head: head, server: server, error: error, close: false)
         case .endpoint(let server, .failure(let error)):
@@ -245,7 +269,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func handshake(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer) {
         guard server.hasCapacity else {
-            return self.respondError(context: context, head: head, server: server, error: .tooManySessions, close: false)
+            return self.respondError(
+                context: context,
+                head: head,
+                server: server,
+                error: .tooManySessions,
+                close: false
+            )
         }
         let request = EngineIORequestInfo(
             method: head.method,
@@ -273,10 +303,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             let promise = loop.makePromise(of: [EngineIOPacket].self)
             guard
-                let session = server.openSession(request: request, eventLoop: loop, websocket: nil, handshakePoll: promise)
+                let session = server.openSession(
+                    request: request,
+                    eventLoop: loop,
+                    websocket: nil,
+                    handshakePoll: promise
+                )
             else {
                 promise.fail(EngineIOError.tooManySessions)
-                return self.respondError(context: context, head: head, server: server, error: .tooManySessions, close: false)
+                return self.respondError(
+                    context: context,
+                    head: head,
+                    server: server,
+                    error: .tooManySessions,
+                    close: false
+                )
             }
             var extra = HTTPHeaders()
             if let cookie = server.configuration.cookie {
@@ -320,7 +361,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             EngineIOPayloadEncoder.encode(packets, into: &body)
             var headers = extraHeaders
             headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
-            self.respond(context: context, head: head, status: .ok, headers: headers, body: body, cors: server, close: false)
+            self.respond(
+                context: context,
+                head: head,
+                status: .ok,
+                headers: headers,
+                body: body,
+                cors: server,
+                close: false
+            )
         case .failure(let error as EngineIOError):
             self.respondError(context: context, head: head, server: server, error: error, close: false)
         case .failure:

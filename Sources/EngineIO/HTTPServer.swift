@@ -1,10 +1,10 @@
 import EngineIOCore
-public import NIOCore
+public import Logging
 import NIOConcurrencyHelpers
+public import NIOCore
 public import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
-public import Logging
 
 /// An HTTP response for a request outside every Engine.IO endpoint.
 public struct HTTPFallbackResponse: Sendable {

@@ -6,7 +6,9 @@ public import NIOCore
 /// Written here rather than taken from Foundation so that the codec stays free of Foundation and
 /// can write straight into a `ByteBuffer` without intermediate `Data` or `String` values.
 public enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8
+    )
 
     private static let reverse: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)

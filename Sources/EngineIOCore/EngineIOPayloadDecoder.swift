@@ -71,7 +71,10 @@ public struct EngineIOPayloadDecoder: Sendable {
     ///   - maxPayload: the largest total payload accepted.
     /// - Returns: the packets, in order.
     /// - Throws: ``EngineIOCodecError`` for an oversized or malformed payload.
-    public static func decode(_ payload: ByteBuffer, maxPayload: Int = .max) throws(EngineIOCodecError)
+    public static func decode(
+        _ payload: ByteBuffer,
+        maxPayload: Int = .max
+    ) throws(EngineIOCodecError)
         -> [EngineIOPacket]
     {
         var decoder = EngineIOPayloadDecoder(maxPayload: maxPayload)

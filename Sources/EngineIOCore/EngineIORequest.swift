@@ -183,14 +183,17 @@ public struct EngineIOHandshake: Hashable, Sendable {
     /// The compact JSON form, keys in the reference order.
     public var json: String {
         let upgrades = self.upgrades.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
-        return "{\"sid\":\(JSONString.quote(self.sid)),\"upgrades\":[\(upgrades)],\"pingInterval\":\(self.pingInterval),"
+        return
+            "{\"sid\":\(JSONString.quote(self.sid)),\"upgrades\":[\(upgrades)],\"pingInterval\":\(self.pingInterval),"
             + "\"pingTimeout\":\(self.pingTimeout),\"maxPayload\":\(self.maxPayload)}"
     }
 }
 
 /// Session id generation.
 public enum EngineIOSessionID {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8
+    )
 
     /// Turns 15 random bytes into a 20-character URL-safe id, the shape of the reference server's ids.
     ///

@@ -147,7 +147,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             source.resume()
             return source
         }
-        defer { sources.forEach { $0.cancel() } }
+        defer { for source in sources { source.cancel() } }
         try await task.value
     }
 

@@ -14,17 +14,42 @@ struct RequestTests {
     static let cases: [Case] = [
         Case(method: "GET", query: "EIO=4&transport=polling", upgrade: false, expected: .success(.pollingHandshake)),
         Case(method: "GET", query: "EIO=4&transport=websocket", upgrade: true, expected: .success(.websocketHandshake)),
-        Case(method: "GET", query: "EIO=4&transport=polling&sid=a", upgrade: false, expected: .success(.poll(sid: "a"))),
-        Case(method: "POST", query: "EIO=4&transport=polling&sid=a", upgrade: false, expected: .success(.post(sid: "a"))),
+        Case(
+            method: "GET",
+            query: "EIO=4&transport=polling&sid=a",
+            upgrade: false,
+            expected: .success(.poll(sid: "a"))
+        ),
+        Case(
+            method: "POST",
+            query: "EIO=4&transport=polling&sid=a",
+            upgrade: false,
+            expected: .success(.post(sid: "a"))
+        ),
         Case(
             method: "GET",
             query: "EIO=4&transport=websocket&sid=a",
             upgrade: true,
             expected: .success(.websocketUpgrade(sid: "a"))
         ),
-        Case(method: "GET", query: "transport=polling", upgrade: false, expected: .failure(.unsupportedProtocolVersion)),
-        Case(method: "GET", query: "EIO=abc&transport=polling", upgrade: false, expected: .failure(.unsupportedProtocolVersion)),
-        Case(method: "GET", query: "EIO=3&transport=polling", upgrade: false, expected: .failure(.unsupportedProtocolVersion)),
+        Case(
+            method: "GET",
+            query: "transport=polling",
+            upgrade: false,
+            expected: .failure(.unsupportedProtocolVersion)
+        ),
+        Case(
+            method: "GET",
+            query: "EIO=abc&transport=polling",
+            upgrade: false,
+            expected: .failure(.unsupportedProtocolVersion)
+        ),
+        Case(
+            method: "GET",
+            query: "EIO=3&transport=polling",
+            upgrade: false,
+            expected: .failure(.unsupportedProtocolVersion)
+        ),
         Case(method: "GET", query: "EIO=4", upgrade: false, expected: .failure(.unknownTransport)),
         Case(method: "GET", query: "EIO=4&transport=flash", upgrade: false, expected: .failure(.unknownTransport)),
         Case(method: "POST", query: "EIO=4&transport=polling", upgrade: false, expected: .failure(.badHandshakeMethod)),
@@ -72,8 +97,17 @@ struct RequestTests {
     }
 
     @Test func handshakeJSONIsCompactWithFiveKeysInOrder() {
-        let h = EngineIOHandshake(sid: "abc", upgrades: [.websocket], pingInterval: 300, pingTimeout: 200, maxPayload: 1_000_000)
-        #expect(h.json == #"{"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#)
+        let h = EngineIOHandshake(
+            sid: "abc",
+            upgrades: [.websocket],
+            pingInterval: 300,
+            pingTimeout: 200,
+            maxPayload: 1_000_000
+        )
+        #expect(
+            h.json
+                == #"{"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#
+        )
         let ws = EngineIOHandshake(sid: "a\"b", upgrades: [], pingInterval: 1, pingTimeout: 2, maxPayload: 3)
         #expect(ws.json == #"{"sid":"a\"b","upgrades":[],"pingInterval":1,"pingTimeout":2,"maxPayload":3}"#)
     }

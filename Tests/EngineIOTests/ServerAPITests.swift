@@ -1,5 +1,6 @@
 import EngineIO
 import EngineIOCore
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -83,8 +84,6 @@ func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
     }
 }
 
-import Foundation
-
 func sid(of body: String) -> String? {
     guard let start = body.range(of: "\"sid\":\"") else { return nil }
     return String(body[start.upperBound...].prefix { $0 != "\"" })
@@ -92,7 +91,10 @@ func sid(of body: String) -> String? {
 
 let handshakePath = "/engine.io/?EIO=4&transport=polling"
 
-func endpoint(_ app: any EngineIOApplication = EngineIOEchoApplication(), _ change: (inout EngineIOConfiguration) -> Void = { _ in })
+func endpoint(
+    _ app: any EngineIOApplication = EngineIOEchoApplication(),
+    _ change: (inout EngineIOConfiguration) -> Void = { _ in }
+)
     -> EngineIOServer
 {
     var config = EngineIOConfiguration()
@@ -135,7 +137,13 @@ struct ServerAPITests {
         let counter = NIOLockedValueBox(0)
         let server = endpoint { config in
             config.sessionIDGenerator = {
-                "fixed-" + String(counter.withLockedValue { $0 += 1; return $0 })
+                "fixed-"
+                    + String(
+                        counter.withLockedValue {
+                            $0 += 1
+                            return $0
+                        }
+                    )
             }
             config.cookie = CookieConfiguration()
         }
@@ -190,7 +198,7 @@ struct ServerAPITests {
         let app = RecordingApplication { socket in
             for i in 0..<5 { socket.send("m\(i)") }
         }
-                let server = endpoint(app) { $0.maxBufferedPackets = 4 }
+        let server = endpoint(app) { $0.maxBufferedPackets = 4 }
         try await withServer([server]) { port in
             // The handshake answer is the open packet alone; the five messages then overflow the
             // buffer (limit 4) while no GET collects them, which closes the session.

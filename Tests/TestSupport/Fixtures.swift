@@ -33,7 +33,11 @@ public enum ChunkPlans {
     public static func all(_ bytes: [UInt8]) -> [[ByteBuffer]] {
         var plans: [[ByteBuffer]] = [[ByteBuffer(bytes: bytes)]]
         for size in 1...16 where size < max(bytes.count, 2) {
-            plans.append(stride(from: 0, to: bytes.count, by: size).map { ByteBuffer(bytes: bytes[$0..<min($0 + size, bytes.count)]) })
+            plans.append(
+                stride(from: 0, to: bytes.count, by: size).map {
+                    ByteBuffer(bytes: bytes[$0..<min($0 + size, bytes.count)])
+                }
+            )
         }
         var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
         for _ in 0..<4 {
