@@ -9,11 +9,15 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
 let package = Package(
     name: "swift-socketio-server",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EngineIO", targets: ["EngineIO", "EngineIOCore"]),
+        .library(name: "SocketIOCore", targets: ["SocketIOCore"]),
         .executable(name: "socketio-server", targets: ["SocketIOServer"]),
     ],
     dependencies: [
@@ -22,21 +26,18 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        .target(
-            name: "EngineIOCore",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: strictSettings
-        ),
+        .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
+        .target(name: "SocketIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(
             name: "EngineIO",
             dependencies: [
                 "EngineIOCore",
-                .product(name: "NIOCore", package: "swift-nio"),
+                nioCore,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
             ],
             swiftSettings: strictSettings
         ),
@@ -45,24 +46,27 @@ let package = Package(
             dependencies: [
                 "EngineIO",
                 "EngineIOCore",
-                "TestSupport",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                nioCore,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
             ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "TestSupport",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [nioCore, logging],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "EngineIOCoreTests",
-            dependencies: ["EngineIOCore", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["EngineIOCore", "TestSupport", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketIOCoreTests",
+            dependencies: ["SocketIOCore", "TestSupport", nioCore],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -71,11 +75,10 @@ let package = Package(
                 "EngineIO",
                 "EngineIOCore",
                 "TestSupport",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                logging,
+                nioCore,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

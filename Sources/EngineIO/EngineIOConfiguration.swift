@@ -1,4 +1,5 @@
 public import EngineIOCore
+public import Logging
 public import NIOCore
 public import NIOHTTP1
 
@@ -45,6 +46,10 @@ public struct EngineIOConfiguration: Sendable {
     /// "transport buffer full". Default 10 000: a polling client normally collects its packets
     /// every few milliseconds, so only a client that stopped polling reaches it. Node has no limit.
     public var maxBufferedPackets: Int = 10_000
+
+    /// Where session lifecycle messages go: `debug` for sessions opened and closed (with the
+    /// reason), `trace` for long-polls held. Default: a logger labelled `engine.io`.
+    public var logger = Logger(label: "engine.io")
 
     /// Creates a configuration with the defaults.
     public init() {}

@@ -1,4 +1,5 @@
 import EngineIOCore
+import Logging
 import NIOCore
 import NIOWebSocket
 
@@ -59,6 +60,10 @@ final class EngineIOSession {
         )
         self.send(.open(handshake.json))
         self.apply(self.heartbeat.sessionOpened(now: .now()))
+        config.logger.debug(
+            "session opened",
+            metadata: ["sid": "\(self.id)", "transport": "\(self.websocket == nil ? "polling" : "websocket")"]
+        )
         self.server.application.sessionOpened(self.handle)
     }
 
@@ -169,6 +174,9 @@ final class EngineIOSession {
             promise.succeed(packets)
         case .hold:
             self.pendingPoll = (token, promise)
+            if token != 0 {  // token 0 is the handshake request, answered at once
+                self.server.configuration.logger.trace("long-poll held", metadata: ["sid": "\(self.id)"])
+            }
         case .overlap:
             promise.fail(EngineIOError.badRequest)
             self.close(reason: .transportError)
@@ -254,6 +262,10 @@ final class EngineIOSession {
         if action.closeUpgradeCandidate { self.candidate?.close(code: code, closePacket: false) }
         self.websocket = nil
         self.candidate = nil
+        self.server.configuration.logger.debug(
+            "session closed",
+            metadata: ["sid": "\(self.id)", "reason": "\(reason)"]
+        )
         self.server.application.sessionClosed(self.handle, reason: reason)
     }
 

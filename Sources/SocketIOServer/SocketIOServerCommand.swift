@@ -129,7 +129,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let (http, endpoints) = try self.makeServer()
+        let (http, endpoints) = try self.makeServer(logger: Logger(label: "socketio-server"))
         let server = HTTPServer(configuration: http, endpoints: endpoints)
 
         signal(SIGTERM, SIG_IGN)
@@ -151,13 +151,15 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         try await task.value
     }
 
-    func makeServer() throws -> (HTTPServer.Configuration, [EngineIOServer]) {
+    func makeServer(logger: Logger) throws -> (HTTPServer.Configuration, [EngineIOServer]) {
         var http = HTTPServer.Configuration()
         http.port = self.port
+        http.logger = logger
         switch self.profile {
         case .conformance:
             http.host = "127.0.0.1"
             var config = EngineIOConfiguration()
+            config.logger = logger
             config.path = "/engine.io/"
             config.pingInterval = .milliseconds(300)
             config.pingTimeout = .milliseconds(200)
@@ -168,6 +170,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
             var config = EngineIOConfiguration()
+            config.logger = logger
             config.path = self.path.hasSuffix("/") ? self.path : self.path + "/"
             config.pingInterval = .milliseconds(self.pingInterval)
             config.pingTimeout = .milliseconds(self.pingTimeout)

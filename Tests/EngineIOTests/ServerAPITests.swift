@@ -244,7 +244,8 @@ struct ServerAPITests {
     }
 
     @Test func shutdownAnswersPendingPollsWithClose() async throws {
-        let server = endpoint()
+        let events = LogEvents()
+        let server = endpoint { $0.logger = events.logger }
         let pending = NIOLockedValueBox<Task<RawHTTP.Response, any Error>?>(nil)
         try await withServer([server]) { port in
             let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
@@ -255,8 +256,8 @@ struct ServerAPITests {
                 }
             }
             pending.withLockedValue { $0 = task }
-            // Wait until the poll is held by the server (a session with a pending GET).
-            try await Task.sleep(for: .milliseconds(200))
+            // Shut down only once the server holds the poll.
+            #expect(await events.next("long-poll held"))
         }
         // withServer returned: run() finished its graceful shutdown.
         let response = try await #require(pending.withLockedValue { $0 }).value

@@ -42,6 +42,20 @@ class Server:
             raise RuntimeError("server did not start: " + "".join(self.stderr_lines))
         return self
 
+    def wait_for_log(self, pattern, timeout=10):
+        """Waits until a stderr line matches `pattern` (a regex); returns the match."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            lines = self.stderr_lines[seen:]
+            for line in lines:
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            seen += len(lines)
+            time.sleep(0.01)
+        raise TimeoutError(f"no log line matching {pattern!r}")
+
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:

@@ -66,7 +66,7 @@ def test_cookie_and_cors_on_polling(start_server):
 
 def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
     for sig in (signal.SIGTERM, signal.SIGINT):
-        server = start_server("--host", "127.0.0.1")
+        server = start_server("--host", "127.0.0.1", "--log-level", "trace")
 
         async def main():
             info = await rawclient.polling_handshake(server.port, "/socket.io/")
@@ -77,7 +77,9 @@ def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
             assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
             assert (await ws.recv()).startswith("0{")
             ws.send_text("4ready")
-            assert await ws.recv() == "4ready"  # both sessions are live; the poll is held
+            assert await ws.recv() == "4ready"
+            # Both sessions are live; wait until the server has parked the long-poll.
+            await asyncio.to_thread(server.wait_for_log, rf"sid={info['sid']}.*long-poll held")
             started = time.monotonic()
             server.proc.send_signal(sig)
             assert await ws.recv() == "1"

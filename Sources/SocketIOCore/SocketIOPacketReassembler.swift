@@ -1,0 +1,123 @@
+public import NIOCore
+
+/// Puts binary packets back together: a text packet announcing N attachments, then N binary
+/// messages. A value type with no I/O; the connection keeps one.
+public struct SocketIOPacketReassembler: Sendable {
+    /// What the reassembler needs next.
+    public enum Result: Hashable, Sendable {
+        /// A whole packet, binaries in place.
+        case complete(SocketIOPacket)
+        /// This many more binary messages are needed.
+        case needsAttachments(Int)
+    }
+
+    private var pending: SocketIOPacket?
+    private var expected = 0
+    private var received: [ByteBuffer] = []
+    /// The most attachments a packet may announce.
+    public let maxAttachments: Int
+
+    /// Creates a reassembler.
+    ///
+    /// - Parameter maxAttachments: the most attachments per packet.
+    public init(maxAttachments: Int) {
+        self.maxAttachments = maxAttachments
+    }
+
+    /// Whether attachments are still expected.
+    public var isReassembling: Bool { self.pending != nil }
+
+    /// A text message arrived.
+    ///
+    /// - Parameter text: the Engine.IO message text.
+    /// - Returns: the packet, or how many attachments must follow.
+    /// - Throws: ``SocketIOCodecError``.
+    public mutating func textReceived(_ text: String) throws(SocketIOCodecError) -> Result {
+        guard self.pending == nil else { throw .unexpectedTextWhileReassembling }
+        let decoded = try SocketIOPacket.decode(text, maxAttachments: self.maxAttachments)
+        if decoded.attachments == 0 {
+            if decoded.packet.kind.isBinary {
+                return .complete(try Self.fill(decoded.packet, with: []))
+            }
+            return .complete(decoded.packet)
+        }
+        self.pending = decoded.packet
+        self.expected = decoded.attachments
+        self.received = []
+        self.received.reserveCapacity(decoded.attachments)
+        return .needsAttachments(decoded.attachments)
+    }
+
+    /// A binary message arrived.
+    ///
+    /// - Parameter bytes: the attachment.
+    /// - Returns: the packet once complete, or how many attachments are still needed.
+    /// - Throws: ``SocketIOCodecError``.
+    public mutating func binaryReceived(_ bytes: ByteBuffer) throws(SocketIOCodecError) -> Result {
+        guard let packet = self.pending else { throw .unexpectedAttachment }
+        self.received.append(bytes)
+        guard self.received.count == self.expected else {
+            return .needsAttachments(self.expected - self.received.count)
+        }
+        self.pending = nil
+        let attachments = self.received
+        self.received = []
+        return .complete(try Self.fill(packet, with: attachments))
+    }
+
+    static func fill(
+        _ packet: SocketIOPacket,
+        with attachments: [ByteBuffer]
+    ) throws(SocketIOCodecError)
+        -> SocketIOPacket
+    {
+        var packet = packet
+        if let payload = packet.payload {
+            packet.payload = try payload.replacingPlaceholders(attachments)
+        }
+        return packet
+    }
+}
+
+extension SocketIOPacket.Kind {
+    /// Whether the type carries attachments.
+    public var isBinary: Bool { self == .binaryEvent || self == .binaryAck }
+}
+
+extension JSONValue {
+    var placeholderNumber: Int?? {
+        guard case .object(let object) = self, object.count == 2, object["_placeholder"] == .bool(true) else {
+            return nil
+        }
+        return .some(object["num"]?.intValue)
+    }
+
+    var containsPlaceholder: Bool {
+        if self.placeholderNumber != nil { return true }
+        switch self {
+        case .array(let items): return items.contains { $0.containsPlaceholder }
+        case .object(let object): return object.entries.contains { $0.value.containsPlaceholder }
+        case .null, .bool, .number, .string, .binary: return false
+        }
+    }
+
+    func replacingPlaceholders(_ attachments: [ByteBuffer]) throws(SocketIOCodecError) -> JSONValue {
+        if let number = self.placeholderNumber {
+            guard let n = number, n >= 0, n < attachments.count else { throw .invalidPlaceholder }
+            return .binary(attachments[n])
+        }
+        switch self {
+        case .array(let items):
+            var out: [JSONValue] = []
+            out.reserveCapacity(items.count)
+            for item in items { out.append(try item.replacingPlaceholders(attachments)) }
+            return .array(out)
+        case .object(let object):
+            var out = JSONObject()
+            for entry in object.entries { out[entry.key] = try entry.value.replacingPlaceholders(attachments) }
+            return .object(out)
+        case .null, .bool, .number, .string, .binary:
+            return self
+        }
+    }
+}
