@@ -17,7 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EngineIO", targets: ["EngineIO", "EngineIOCore"]),
-        .library(name: "SocketIOCore", targets: ["SocketIOCore"]),
+        .library(name: "SocketIO", targets: ["SocketIO", "SocketIOCore", "EngineIO", "EngineIOCore"]),
         .executable(name: "socketio-server", targets: ["SocketIOServer"]),
     ],
     dependencies: [
@@ -41,9 +41,24 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "SocketIO",
+            dependencies: [
+                "SocketIOCore",
+                "EngineIO",
+                "EngineIOCore",
+                nioCore,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "SocketIOServer",
             dependencies: [
+                "SocketIO",
+                "SocketIOCore",
                 "EngineIO",
                 "EngineIOCore",
                 nioCore,

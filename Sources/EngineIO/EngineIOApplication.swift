@@ -48,12 +48,47 @@ public struct EngineIOSocket: Sendable, Hashable {
         self.enqueue(.binaryMessage(bytes))
     }
 
+    /// Sends a text message followed by binary messages, with nothing in between (a Socket.IO
+    /// packet with its attachments). One hop onto the session's loop for all of them.
+    ///
+    /// - Parameters:
+    ///   - text: the text message.
+    ///   - attachments: the binary messages that follow it.
+    ///   - volatile: drop the messages instead when the transport cannot take them right now (a
+    ///     long-poll is not waiting, or WebSocket writes are still pending).
+    public func send(_ text: String, attachments: [ByteBuffer], volatile: Bool = false) {
+        if self.eventLoop.inEventLoop {
+            self.session.value.send(text: text, attachments: attachments, volatile: volatile)
+        } else {
+            self.eventLoop.execute {
+                self.session.value.send(text: text, attachments: attachments, volatile: volatile)
+            }
+        }
+    }
+
+    /// State the application keeps with the session (for example its per-connection object).
+    /// Read and written on the session's event loop only.
+    public var attachment: AnyObject? {
+        get { self.session.value.attachment }
+        nonmutating set { self.session.value.attachment = newValue }
+    }
+
     /// Closes the session ("forced close"); the client is told with a close packet or frame.
     public func close() {
         if self.eventLoop.inEventLoop {
             self.session.value.close(reason: .forcedClose)
         } else {
             self.eventLoop.execute { self.session.value.close(reason: .forcedClose) }
+        }
+    }
+
+    /// Closes the session with `reason` (for example ``EngineIOCloseReason/parseError`` when the
+    /// layer above found a protocol error).
+    public func close(reason: EngineIOCloseReason) {
+        if self.eventLoop.inEventLoop {
+            self.session.value.close(reason: reason)
+        } else {
+            self.eventLoop.execute { self.session.value.close(reason: reason) }
         }
     }
 

@@ -1,5 +1,6 @@
 import EngineIOCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
@@ -21,6 +22,8 @@ final class EngineIOSession {
     private var pingTimer: Scheduled<Void>?
     private var pongTimer: Scheduled<Void>?
     private var upgradeTimer: Scheduled<Void>?
+    /// The application's per-session state (see ``EngineIOSocket/attachment``).
+    var attachment: AnyObject?
     /// A handle for the application. Made on demand: a stored handle would hold the session
     /// strongly from inside itself and keep every closed session alive.
     var handle: EngineIOSocket { EngineIOSocket(session: self) }
@@ -79,6 +82,22 @@ final class EngineIOSession {
             self.websocket?.send(packet)
         case .closeSession(let reason):
             self.close(reason: reason)
+        }
+    }
+
+    func send(text: String, attachments: [ByteBuffer], volatile: Bool) {
+        if volatile && !self.isWritable { return }
+        self.send(.message(text))
+        for attachment in attachments { self.send(.binaryMessage(attachment)) }
+    }
+
+    /// Whether the transport can take a packet right now (Node's `transport.writable`): a
+    /// long-poll is waiting, or the WebSocket has no writes still pending.
+    var isWritable: Bool {
+        switch self.transport.currentTransport {
+        case .polling: return self.pendingPoll != nil
+        case .websocket: return self.websocket?.isIdle ?? false
+        case nil: return false
         }
     }
 
@@ -267,6 +286,7 @@ final class EngineIOSession {
             metadata: ["sid": "\(self.id)", "reason": "\(reason)"]
         )
         self.server.application.sessionClosed(self.handle, reason: reason)
+        self.attachment = nil
     }
 
     static func closeCode(for reason: EngineIOCloseReason) -> WebSocketErrorCode {
@@ -287,8 +307,17 @@ extension EngineIOSession: Sendable {}
 /// a session on another event loop may call these directly; NIO runs them in call order.
 struct WebSocketConnection: Sendable {
     let channel: any Channel
+    /// Frames written but not yet handed to the kernel, for volatile sends and backlog limits.
+    private let pending = NIOLockedValueBox(0)
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
 
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
+
+    /// Whether every frame written so far has left the process.
+    var isIdle: Bool { self.pending.withLockedValue { $0 == 0 } }
 
     func send(_ packet: EngineIOPacket) {
         let frame: WebSocketFrame
@@ -300,7 +329,9 @@ struct WebSocketConnection: Sendable {
             packet.writeText(into: &buffer)
             frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
         }
-        self.channel.writeAndFlush(frame, promise: nil)
+        self.pending.withLockedValue { $0 += 1 }
+        let pending = self.pending
+        self.channel.writeAndFlush(frame).whenComplete { _ in pending.withLockedValue { $0 -= 1 } }
     }
 
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the

@@ -5,6 +5,8 @@ import EngineIOCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import SocketIO
+import SocketIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -17,14 +19,17 @@ import Darwin
 struct SocketIOServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socketio-server",
-        abstract: "An Engine.IO v4 server on SwiftNIO (Socket.IO v5 layer in progress).",
+        abstract: "A Socket.IO v5 / Engine.IO v4 server on SwiftNIO.",
         discussion: """
             Profiles:
-              default      an Engine.IO v4 echo endpoint at --path (default /socket.io/) and a status
-                           page at /. Every option below applies.
-              conformance  the contract external protocol suites expect: 127.0.0.1 only, Engine.IO
-                           echo at /engine.io/, pingInterval 300 ms, pingTimeout 200 ms,
-                           maxPayload 1000000, CORS for any origin. Only --port (and --log-level) apply.
+              default      a Socket.IO server at --path (default /socket.io/) running the demo app
+                           (namespaces / and /custom: 'auth' on connect, 'message' -> 'message-back',
+                           'message-with-ack' acked with its arguments) and a status page at /.
+                           Every option below applies.
+              conformance  the contract external protocol suites expect: 127.0.0.1 only; a bare
+                           Engine.IO echo at /engine.io/ and the demo app at /socket.io/;
+                           pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect
+                           timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
 
             The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every
             session with a close packet (pending long-polls are answered), then exits.
@@ -96,6 +101,18 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     )
     var requestHeaderTimeout: Int64 = 10_000
 
+    @Option(
+        name: .customLong("connect-timeout"),
+        help: "Milliseconds a new connection has to join a namespace before it is closed."
+    )
+    var connectTimeout: Int64 = 45_000
+
+    @Option(name: .customLong("ack-timeout"), help: "Default milliseconds emitWithAck waits for an answer.")
+    var ackTimeout: Int64 = 30_000
+
+    @Option(name: .customLong("max-attachments"), help: "Most binary attachments per Socket.IO packet.")
+    var maxAttachments: Int = 64
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -158,41 +175,53 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         switch self.profile {
         case .conformance:
             http.host = "127.0.0.1"
-            var config = EngineIOConfiguration()
-            config.logger = logger
-            config.path = "/engine.io/"
-            config.pingInterval = .milliseconds(300)
-            config.pingTimeout = .milliseconds(200)
-            config.maxPayload = 1_000_000
-            config.cors = CORSConfiguration(origins: .any)
-            return (http, [EngineIOServer(configuration: config, application: EngineIOEchoApplication())])
+            var engine = EngineIOConfiguration()
+            engine.logger = logger
+            engine.pingInterval = .milliseconds(300)
+            engine.pingTimeout = .milliseconds(200)
+            engine.maxPayload = 1_000_000
+            engine.cors = CORSConfiguration(origins: .any)
+            var echo = engine
+            echo.path = "/engine.io/"
+            var sio = SocketIOConfiguration()
+            sio.engine = engine
+            sio.engine.path = "/socket.io/"
+            sio.connectTimeout = .milliseconds(1000)
+            let io = SocketIOServer(configuration: sio)
+            DemoApplication.install(on: io)
+            return (http, [EngineIOServer(configuration: echo, application: EngineIOEchoApplication()), io.engine])
         case .default:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
-            var config = EngineIOConfiguration()
-            config.logger = logger
-            config.path = self.path.hasSuffix("/") ? self.path : self.path + "/"
-            config.pingInterval = .milliseconds(self.pingInterval)
-            config.pingTimeout = .milliseconds(self.pingTimeout)
-            config.upgradeTimeout = .milliseconds(self.upgradeTimeout)
-            config.maxPayload = self.maxPayload
-            config.transports = try self.parsedTransports()
-            config.allowUpgrades = self.allowUpgrades
-            config.maxSessions = self.maxSessions
-            config.maxBufferedPackets = self.maxBufferedPackets
-            if self.cookie { config.cookie = CookieConfiguration() }
+            var config = SocketIOConfiguration()
+            config.engine.logger = logger
+            config.engine.path = self.path.hasSuffix("/") ? self.path : self.path + "/"
+            config.engine.pingInterval = .milliseconds(self.pingInterval)
+            config.engine.pingTimeout = .milliseconds(self.pingTimeout)
+            config.engine.upgradeTimeout = .milliseconds(self.upgradeTimeout)
+            config.engine.maxPayload = self.maxPayload
+            config.engine.transports = try self.parsedTransports()
+            config.engine.allowUpgrades = self.allowUpgrades
+            config.engine.maxSessions = self.maxSessions
+            config.engine.maxBufferedPackets = self.maxBufferedPackets
+            if self.cookie { config.engine.cookie = CookieConfiguration() }
             if !self.corsOrigins.isEmpty {
-                config.cors = CORSConfiguration(
+                config.engine.cors = CORSConfiguration(
                     origins: self.corsOrigins.contains("*") ? .any : .list(self.corsOrigins),
                     credentials: self.corsCredentials
                 )
             }
-            let endpointPath = config.path
+            config.connectTimeout = .milliseconds(self.connectTimeout)
+            config.defaultAckTimeout = .milliseconds(self.ackTimeout)
+            config.maxAttachments = self.maxAttachments
+            let io = SocketIOServer(configuration: config)
+            DemoApplication.install(on: io)
+            let endpointPath = config.engine.path
             http.fallback = { head in
                 guard EngineIOQuery.path(of: head.uri) == "/" else { return .notFound }
                 let page = """
                     <!doctype html><meta charset="utf-8"><title>socketio-server</title>
-                    <h1>socketio-server</h1><p>Engine.IO v4 endpoint at <code>\(endpointPath)</code>.</p>
+                    <h1>socketio-server</h1><p>Socket.IO v5 endpoint at <code>\(endpointPath)</code>.</p>
                     """
                 return HTTPFallbackResponse(
                     status: .ok,
@@ -200,7 +229,20 @@ struct SocketIOServerCommand: AsyncParsableCommand {
                     body: ByteBuffer(string: page)
                 )
             }
-            return (http, [EngineIOServer(configuration: config, application: EngineIOEchoApplication())])
+            return (http, [io.engine])
+        }
+    }
+}
+
+/// The demo application of the default and conformance profiles (CONFORMANCE.md §2).
+enum DemoApplication {
+    static func install(on io: SocketIOServer) {
+        for namespace in [io.sockets, io.of("/custom")] {
+            namespace.onConnection { socket in socket.emit("auth", socket.handshake.auth) }
+        }
+        io.onConnection { socket in
+            socket.on("message") { socket, args, _ in socket.emit("message-back", arguments: args) }
+            socket.on("message-with-ack") { _, args, ack in ack?.send(arguments: args) }
         }
     }
 }

@@ -1,0 +1,26 @@
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+public import SocketIOCore
+
+extension JSONValue {
+    /// Encodes an `Encodable` value with `JSONEncoder` (keys as the encoder writes them; `Data`
+    /// as base64 text; use ``JSONValue/binary(_:)`` for real binary attachments).
+    ///
+    /// - Throws: when the value does not encode.
+    public init<T: Encodable>(encoding value: T) throws {
+        let data = try JSONEncoder().encode(value)
+        self = try JSONParser.parse(data)
+    }
+
+    /// Decodes this value as `T` with `JSONDecoder` (binary values read as base64 text).
+    ///
+    /// - Throws: when it does not decode.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        var buffer = ByteBuffer()
+        self.write(into: &buffer) { bytes, out in
+            out.writeString("\"" + Data(bytes.readableBytesView).base64EncodedString() + "\"")
+        }
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    }
+}

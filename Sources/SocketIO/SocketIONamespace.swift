@@ -1,0 +1,124 @@
+import NIOConcurrencyHelpers
+public import NIOCore
+public import SocketIOCore
+
+/// A namespace: its connection handlers and middleware, its sockets (through its adapter), and
+/// broadcasts to them (Node's `Namespace`).
+public final class SocketIONamespace: Sendable {
+    /// The namespace name, such as `/` or `/chat`.
+    public let name: String
+    /// Where room memberships live.
+    public let adapter: any SocketIOAdapter
+    let configuration: SocketIOConfiguration
+    let handlers: Handlers
+    private let ackIDs = NIOLockedValueBox<UInt64>(0)
+
+    /// Connection handlers and middleware; shared by the children of a dynamic namespace.
+    final class Handlers: Sendable {
+        struct Lists {
+            var connection: [@Sendable (SocketIOSocket) -> Void] = []
+            var middleware: [@Sendable (SocketIOSocket) async throws -> Void] = []
+        }
+
+        let lists = NIOLockedValueBox(Lists())
+        /// The namespaces created from a dynamic parent.
+        let children = NIOLockedValueBox<[SocketIONamespace]>([])
+    }
+
+    /// Whether this is the parent of dynamic namespaces (it has no sockets of its own).
+    let isDynamicParent: Bool
+
+    init(
+        name: String,
+        configuration: SocketIOConfiguration,
+        handlers: Handlers = Handlers(),
+        isDynamicParent: Bool = false
+    ) {
+        self.name = name
+        self.isDynamicParent = isDynamicParent
+        self.configuration = configuration
+        self.handlers = handlers
+        self.adapter = configuration.adapterFactory(name)
+    }
+
+    /// Calls `handler` for every socket that connects, after middleware accepted it and the
+    /// CONNECT answer went out.
+    public func onConnection(_ handler: @escaping @Sendable (SocketIOSocket) -> Void) {
+        self.handlers.lists.withLockedValue { $0.connection.append(handler) }
+    }
+
+    /// Adds connection middleware. It runs for each connecting socket, in order, before the socket
+    /// joins; it can read `socket.handshake` (headers, query, auth, address) and set
+    /// `socket.data`. Throwing refuses the connection: a ``SocketIOConnectError`` sends its
+    /// message and data to the client; any other error sends its description.
+    public func use(_ middleware: @escaping @Sendable (SocketIOSocket) async throws -> Void) {
+        self.handlers.lists.withLockedValue { $0.middleware.append(middleware) }
+    }
+
+    func nextAckID() -> UInt64 {
+        self.ackIDs.withLockedValue { id in
+            defer { id += 1 }
+            return id
+        }
+    }
+
+    // MARK: Broadcasting
+
+    /// Everyone in the namespace.
+    public var broadcast: BroadcastOperator { BroadcastOperator(namespace: self) }
+
+    /// A broadcast to `rooms`.
+    public func to(_ rooms: String...) -> BroadcastOperator { self.broadcast.to(Set(rooms)) }
+
+    /// Same as ``to(_:)``.
+    public func `in`(_ rooms: String...) -> BroadcastOperator { self.broadcast.to(Set(rooms)) }
+
+    /// A broadcast to everyone except `rooms`.
+    public func except(_ rooms: String...) -> BroadcastOperator { self.broadcast.except(Set(rooms)) }
+
+    /// A broadcast that skips receivers that cannot take it right now.
+    public var volatile: BroadcastOperator { self.broadcast.volatile }
+
+    /// A broadcast to this server's sockets only.
+    public var local: BroadcastOperator { self.broadcast.local }
+
+    /// A broadcast with an ack timeout.
+    public func timeout(_ timeout: TimeAmount) -> BroadcastOperator { self.broadcast.timeout(timeout) }
+
+    /// Sends an event to every socket of the namespace (of every child, for a dynamic parent).
+    public func emit(_ event: String, _ args: JSONValue...) {
+        for namespace in self.targets { namespace.broadcast.emit(event, arguments: args) }
+    }
+
+    /// Sends an event to every socket and collects their acks.
+    public func emitWithAck(_ event: String, _ args: JSONValue...) async -> BroadcastAckResult {
+        let packet = SocketIOPacket(kind: .event, namespace: self.name, payload: .array([.string(event)] + args))
+        return await self.adapter.broadcastWithAck(
+            packet,
+            options: BroadcastOptions(),
+            timeout: self.configuration.defaultAckTimeout
+        )
+    }
+
+    /// Every socket of the namespace.
+    public func fetchSockets() async -> [SocketIOSocket] { await self.broadcast.fetchSockets() }
+
+    /// Makes every socket join rooms.
+    public func socketsJoin(_ rooms: String...) { self.adapter.addSockets(BroadcastOptions(), rooms: Set(rooms)) }
+
+    /// Makes every socket leave rooms.
+    public func socketsLeave(_ rooms: String...) { self.adapter.delSockets(BroadcastOptions(), rooms: Set(rooms)) }
+
+    /// Disconnects every socket.
+    public func disconnectSockets(close: Bool = false) {
+        self.adapter.disconnectSockets(BroadcastOptions(), close: close)
+    }
+
+    /// Sends an event to the other servers of a cluster. With the in-memory adapter there are none,
+    /// so this does nothing (as in Node without a cluster adapter).
+    public func serverSideEmit(_ event: String, _ args: JSONValue...) {}
+
+    private var targets: [SocketIONamespace] {
+        self.isDynamicParent ? self.handlers.children.withLockedValue { $0 } : [self]
+    }
+}

@@ -1,0 +1,159 @@
+public import EngineIO
+import EngineIOCore
+import NIOConcurrencyHelpers
+import NIOCore
+public import SocketIOCore
+
+/// A Socket.IO v5 server: namespaces, middleware, events, acks, rooms and broadcasts over an
+/// Engine.IO v4 endpoint (Node's `Server`).
+///
+/// Mount ``engine`` on an `HTTPServer`. The main namespace `/` always exists; the shortcuts on
+/// this type (``onConnection(_:)``, ``emit(_:_:)``, ``to(_:)``…) act on it.
+public final class SocketIOServer: Sendable {
+    /// The options.
+    public let configuration: SocketIOConfiguration
+    /// The Engine.IO endpoint to mount on an `HTTPServer`.
+    public let engine: EngineIOServer
+    let core: SocketIOServerCore
+
+    /// Creates a server.
+    ///
+    /// - Parameter configuration: the options (Node's defaults unless changed).
+    public init(configuration: SocketIOConfiguration = SocketIOConfiguration()) {
+        self.configuration = configuration
+        self.core = SocketIOServerCore(configuration: configuration)
+        self.engine = EngineIOServer(configuration: configuration.engine, application: EngineBridge(core: self.core))
+    }
+
+    /// The namespace `name` (created on first use).
+    public func of(_ name: String) -> SocketIONamespace {
+        self.core.staticNamespace(name.hasPrefix("/") ? name : "/" + name)
+    }
+
+    /// A dynamic namespace: clients may connect to any name that `matches` accepts (it sees the
+    /// name and the CONNECT auth). Each accepted name becomes a child namespace sharing the
+    /// returned parent's handlers and middleware; emitting on the parent reaches every child.
+    public func dynamicNamespace(matching matches: @escaping @Sendable (String, JSONValue) -> Bool) -> SocketIONamespace
+    {
+        self.core.addDynamic(matches)
+    }
+
+    /// A dynamic namespace whose names match a regular expression (whole-name match).
+    ///
+    /// - Throws: when `pattern` is not a valid regular expression.
+    public func dynamicNamespace(pattern: String) throws -> SocketIONamespace {
+        let regex = try Regex(pattern)
+        // Regex values are immutable once built; matching does not mutate them.
+        nonisolated(unsafe) let shared = regex
+        return self.dynamicNamespace { name, _ in name.wholeMatch(of: shared) != nil }
+    }
+
+    /// The main namespace `/`.
+    public var sockets: SocketIONamespace { self.of("/") }
+
+    /// Handles connections to `/`.
+    public func onConnection(_ handler: @escaping @Sendable (SocketIOSocket) -> Void) {
+        self.sockets.onConnection(handler)
+    }
+
+    /// Adds connection middleware to `/`.
+    public func use(_ middleware: @escaping @Sendable (SocketIOSocket) async throws -> Void) {
+        self.sockets.use(middleware)
+    }
+
+    /// Emits to every socket of `/`.
+    public func emit(_ event: String, _ args: JSONValue...) {
+        self.sockets.broadcast.emit(event, arguments: args)
+    }
+
+    /// A broadcast to rooms of `/`.
+    public func to(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.to(Set(rooms)) }
+
+    /// A broadcast to everyone in `/` except `rooms`.
+    public func except(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.except(Set(rooms)) }
+
+    /// The sockets of `/`.
+    public func fetchSockets() async -> [SocketIOSocket] { await self.sockets.fetchSockets() }
+
+    /// Makes every socket of `/` join rooms.
+    public func socketsJoin(_ rooms: String...) {
+        self.sockets.adapter.addSockets(BroadcastOptions(), rooms: Set(rooms))
+    }
+
+    /// Makes every socket of `/` leave rooms.
+    public func socketsLeave(_ rooms: String...) {
+        self.sockets.adapter.delSockets(BroadcastOptions(), rooms: Set(rooms))
+    }
+
+    /// Disconnects every socket of `/`.
+    public func disconnectSockets(close: Bool = false) { self.sockets.disconnectSockets(close: close) }
+
+    /// Sends an event to the other servers of a cluster (nothing without a cluster adapter).
+    public func serverSideEmit(_ event: String, _ args: JSONValue...) {}
+}
+
+/// The server's namespaces; shared by every connection.
+final class SocketIOServerCore: Sendable {
+    let configuration: SocketIOConfiguration
+    private let namespaces: NIOLockedValueBox<[String: SocketIONamespace]>
+    private let dynamic = NIOLockedValueBox<[(@Sendable (String, JSONValue) -> Bool, SocketIONamespace)]>([])
+
+    init(configuration: SocketIOConfiguration) {
+        self.configuration = configuration
+        self.namespaces = NIOLockedValueBox(["/": SocketIONamespace(name: "/", configuration: configuration)])
+    }
+
+    func staticNamespace(_ name: String) -> SocketIONamespace {
+        self.namespaces.withLockedValue { namespaces in
+            if let namespace = namespaces[name] { return namespace }
+            let namespace = SocketIONamespace(name: name, configuration: self.configuration)
+            namespaces[name] = namespace
+            return namespace
+        }
+    }
+
+    func addDynamic(_ matches: @escaping @Sendable (String, JSONValue) -> Bool) -> SocketIONamespace {
+        let parent = SocketIONamespace(name: "(dynamic)", configuration: self.configuration, isDynamicParent: true)
+        self.dynamic.withLockedValue { $0.append((matches, parent)) }
+        return parent
+    }
+
+    /// The namespace a client may connect to, creating a dynamic child when a matcher accepts.
+    func namespace(named name: String, auth: JSONValue) -> SocketIONamespace? {
+        if let namespace = self.namespaces.withLockedValue({ $0[name] }) { return namespace }
+        let matchers = self.dynamic.withLockedValue { $0 }
+        for (matches, parent) in matchers where matches(name, auth) {
+            return self.namespaces.withLockedValue { namespaces in
+                if let namespace = namespaces[name] { return namespace }
+                let child = SocketIONamespace(name: name, configuration: self.configuration, handlers: parent.handlers)
+                namespaces[name] = child
+                parent.handlers.children.withLockedValue { $0.append(child) }
+                return child
+            }
+        }
+        return nil
+    }
+}
+
+/// Connects the Engine.IO seam to Socket.IO connections.
+struct EngineBridge: EngineIOApplication {
+    let core: SocketIOServerCore
+
+    func sessionOpened(_ socket: EngineIOSocket) {
+        let client = SocketIOClient(engine: socket, server: self.core)
+        socket.attachment = client
+        client.opened()
+    }
+
+    func textReceived(_ text: String, from socket: EngineIOSocket) {
+        (socket.attachment as? SocketIOClient)?.textReceived(text)
+    }
+
+    func binaryReceived(_ bytes: ByteBuffer, from socket: EngineIOSocket) {
+        (socket.attachment as? SocketIOClient)?.binaryReceived(bytes)
+    }
+
+    func sessionClosed(_ socket: EngineIOSocket, reason: EngineIOCloseReason) {
+        (socket.attachment as? SocketIOClient)?.closed(reason: reason)
+    }
+}

@@ -1,0 +1,381 @@
+import EngineIO
+import EngineIOCore
+import NIOConcurrencyHelpers
+public import NIOCore
+public import SocketIOCore
+
+/// Handles an event: the socket, the arguments after the event name, and the ack callback when
+/// the client asked for an answer. Runs on the socket's event loop; start a `Task` for slow work.
+public typealias SocketIOEventHandler = @Sendable (SocketIOSocket, [JSONValue], SocketIOAck?) -> Void
+
+/// One client's membership of one namespace (Node's `Socket`).
+///
+/// Thread-safe: emits and room changes may come from any task. Incoming events are delivered on
+/// the event loop of the client's connection, in order.
+public final class SocketIOSocket: Sendable {
+    /// The socket id (also the name of its own room).
+    public let id: String
+    /// The namespace.
+    public let namespace: SocketIONamespace
+    /// The connection's handshake, as middleware saw it.
+    public let handshake: SocketIOHandshake
+    /// Free-form per-socket data for the application.
+    public let data = SocketIOUserData()
+    let engine: EngineIOSocket
+    private let state = NIOLockedValueBox(State())
+
+    struct PendingAck {
+        var complete: @Sendable (Result<[JSONValue], SocketIOAckError>) -> Void
+        var timer: Scheduled<Void>?
+    }
+
+    private struct State {
+        var handlers: [String: SocketIOEventHandler] = [:]
+        var anyHandlers: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
+        var anyOutgoing: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
+        var middlewares: [@Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void] = []
+        var disconnecting: [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void] = []
+        var disconnected: [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void] = []
+        var pendingAcks: [UInt64: PendingAck] = [:]
+        var connected = false
+    }
+
+    init(id: String, namespace: SocketIONamespace, handshake: SocketIOHandshake, engine: EngineIOSocket) {
+        self.id = id
+        self.namespace = namespace
+        self.handshake = handshake
+        self.engine = engine
+    }
+
+    /// Whether the socket is connected to its namespace.
+    public var connected: Bool { self.state.withLockedValue { $0.connected } }
+
+    /// The rooms the socket is in (always including its own id while connected).
+    public var rooms: Set<String> { self.namespace.adapter.rooms(of: self.id) }
+
+    /// The transport of the underlying connection (`polling` or `websocket`).
+    public var transport: String {
+        get async {
+            let engine = self.engine
+            let t = try? await engine.eventLoop.submit { engine.transport?.rawValue }.get()
+            return (t ?? nil) ?? "closed"
+        }
+    }
+
+    // MARK: Listening
+
+    /// Handles event `event` (replacing an earlier handler for it).
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - handler: called with the arguments and, when the client wants an answer, the ack.
+    public func on(_ event: String, _ handler: @escaping SocketIOEventHandler) {
+        self.state.withLockedValue { $0.handlers[event] = handler }
+    }
+
+    /// Handles event `event`, decoding its first argument as `T` (events whose argument does
+    /// not decode are ignored).
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - type: the type of the first argument.
+    ///   - handler: called with the decoded value and the ack, if any.
+    public func on<T: Decodable & Sendable>(
+        _ event: String,
+        as type: T.Type,
+        _ handler: @escaping @Sendable (SocketIOSocket, T, SocketIOAck?) -> Void
+    ) {
+        self.on(event) { socket, args, ack in
+            guard let first = args.first, let value = try? first.decode(T.self) else { return }
+            handler(socket, value, ack)
+        }
+    }
+
+    /// Called for every incoming event, before its own handler.
+    public func onAny(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
+        self.state.withLockedValue { $0.anyHandlers.append(handler) }
+    }
+
+    /// Called for every event this socket emits (broadcasts included).
+    public func onAnyOutgoing(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
+        self.state.withLockedValue { $0.anyOutgoing.append(handler) }
+    }
+
+    /// Packet middleware: runs for each incoming event before any handler; throwing drops the
+    /// event.
+    public func use(_ middleware: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void) {
+        self.state.withLockedValue { $0.middlewares.append(middleware) }
+    }
+
+    /// Called when the socket is about to disconnect, while it is still in its rooms.
+    public func onDisconnecting(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
+        self.state.withLockedValue { $0.disconnecting.append(handler) }
+    }
+
+    /// Called once the socket has disconnected.
+    public func onDisconnect(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
+        self.state.withLockedValue { $0.disconnected.append(handler) }
+    }
+
+    // MARK: Emitting
+
+    /// Sends an event to this socket's client.
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - args: the arguments (`.binary` values become attachments).
+    public func emit(_ event: String, _ args: JSONValue...) {
+        self.emit(event, arguments: args)
+    }
+
+    /// Sends an event to this socket's client.
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - arguments: the arguments (`.binary` values become attachments).
+    public func emit(_ event: String, arguments: [JSONValue]) {
+        let packet = SocketIOPacket(
+            kind: .event,
+            namespace: self.namespace.name,
+            payload: .array([.string(event)] + arguments)
+        )
+        self.send(OutgoingPacket(packet), volatile: false)
+    }
+
+    /// Sends an event with one `Encodable` argument (encoded with `JSONEncoder`).
+    ///
+    /// - Throws: when the value does not encode.
+    public func emit<T: Encodable>(_ event: String, encoding value: T) throws {
+        self.emit(event, arguments: [try JSONValue(encoding: value)])
+    }
+
+    /// Sends an event and waits for the client's answer.
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - args: the arguments.
+    ///   - timeout: how long to wait; the server's `defaultAckTimeout` when `nil`.
+    /// - Returns: the arguments of the client's ack.
+    /// - Throws: ``SocketIOAckError``.
+    public func emitWithAck(
+        _ event: String,
+        _ args: JSONValue...,
+        timeout: TimeAmount? = nil
+    ) async throws
+        -> [JSONValue]
+    {
+        try await self.emitWithAck(event, arguments: args, timeout: timeout)
+    }
+
+    /// Sends an event and waits for the client's answer (see ``emitWithAck(_:_:timeout:)``).
+    public func emitWithAck(
+        _ event: String,
+        arguments: [JSONValue],
+        timeout: TimeAmount? = nil
+    ) async throws
+        -> [JSONValue]
+    {
+        let id = self.namespace.nextAckID()
+        let packet = SocketIOPacket(
+            kind: .event,
+            namespace: self.namespace.name,
+            ackID: id,
+            payload: .array([.string(event)] + arguments)
+        )
+        let timeout = timeout ?? self.namespace.configuration.defaultAckTimeout
+        return try await withCheckedThrowingContinuation { continuation in
+            let registered = self.registerAck(id: id, timeout: timeout) { result in
+                continuation.resume(with: result)
+            }
+            guard registered else { return }
+            self.send(OutgoingPacket(packet), volatile: false)
+        }
+    }
+
+    /// Registers a pending ack; completes it at once with an error when that is impossible.
+    /// - Returns: whether the caller should send the packet.
+    @discardableResult
+    func registerAck(
+        id: UInt64,
+        timeout: TimeAmount?,
+        _ complete: @escaping @Sendable (Result<[JSONValue], SocketIOAckError>) -> Void
+    ) -> Bool {
+        let limit = self.namespace.configuration.maxPendingAcks
+        let error: SocketIOAckError? = self.state.withLockedValue { state in
+            guard state.connected else { return .disconnected }
+            guard state.pendingAcks.count < limit else { return .tooManyPendingAcks }
+            state.pendingAcks[id] = PendingAck(complete: complete, timer: nil)
+            return nil
+        }
+        if let error {
+            complete(.failure(error))
+            return false
+        }
+        if let timeout {
+            let timer = self.engine.eventLoop.scheduleTask(in: timeout) { [self] in
+                self.completeAck(id: id, .failure(.timeout))
+            }
+            self.state.withLockedValue { state in
+                if state.pendingAcks[id] != nil { state.pendingAcks[id]?.timer = timer } else { timer.cancel() }
+            }
+        }
+        return true
+    }
+
+    /// Completes (and forgets) a pending ack.
+    func completeAck(id: UInt64, _ result: Result<[JSONValue], SocketIOAckError>) {
+        guard let pending = self.state.withLockedValue({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
+        pending.timer?.cancel()
+        pending.complete(result)
+    }
+
+    /// Hands an encoded packet to the connection.
+    func send(_ packet: OutgoingPacket, volatile: Bool) {
+        let listeners = self.state.withLockedValue { $0.connected ? $0.anyOutgoing : nil }
+        guard let listeners else { return }
+        if !listeners.isEmpty, let name = packet.packet.eventName {
+            let args = packet.packet.arguments
+            for listener in listeners { listener(self, name, args) }
+        }
+        self.engine.send(packet.text, attachments: packet.attachments, volatile: volatile)
+    }
+
+    // MARK: Rooms and broadcasts
+
+    /// Joins rooms.
+    public func join(_ rooms: String...) { self.join(Set(rooms)) }
+
+    /// Joins rooms.
+    public func join(_ rooms: Set<String>) { self.namespace.adapter.join(self.id, rooms: rooms) }
+
+    /// Leaves a room.
+    public func leave(_ room: String) { self.namespace.adapter.leave(self.id, room: room) }
+
+    /// A broadcast to `rooms`, excluding this socket.
+    public func to(_ rooms: String...) -> BroadcastOperator { self.broadcast.to(Set(rooms)) }
+
+    /// Same as ``to(_:)``.
+    public func `in`(_ rooms: String...) -> BroadcastOperator { self.broadcast.to(Set(rooms)) }
+
+    /// A broadcast to everyone except `rooms` and this socket.
+    public func except(_ rooms: String...) -> BroadcastOperator { self.broadcast.except(Set(rooms)) }
+
+    /// A broadcast to every socket of the namespace except this one.
+    public var broadcast: BroadcastOperator {
+        BroadcastOperator(namespace: self.namespace, options: BroadcastOptions(except: [self.id]))
+    }
+
+    // MARK: Disconnecting
+
+    /// Disconnects the socket from its namespace (reason `server namespace disconnect`); with
+    /// `close`, closes the whole connection (every namespace of it).
+    public func disconnect(close: Bool = false) {
+        let engine = self.engine
+        let run: @Sendable () -> Void = {
+            guard let client = engine.attachment as? SocketIOClient else { return }
+            if close {
+                client.disconnectAll(reason: .serverNamespaceDisconnect)
+                engine.close()
+            } else {
+                client.disconnect(namespace: self.namespace.name, reason: .serverNamespaceDisconnect, tellClient: true)
+            }
+        }
+        if engine.eventLoop.inEventLoop { run() } else { engine.eventLoop.execute(run) }
+    }
+
+    // MARK: Lifecycle (called by the connection, on its loop)
+
+    func markConnected() {
+        self.state.withLockedValue { $0.connected = true }
+    }
+
+    func received(_ packet: SocketIOPacket) {
+        switch packet.kind {
+        case .event, .binaryEvent:
+            guard case .array(let items) = packet.payload, let first = items.first else { return }
+            let name = first.stringValue ?? first.jsonText
+            let args = Array(items.dropFirst())
+            let (middlewares, any, handler) = self.state.withLockedValue {
+                ($0.middlewares, $0.anyHandlers, $0.handlers[name])
+            }
+            do {
+                for middleware in middlewares { try middleware(self, name, args) }
+            } catch {
+                return
+            }
+            for listener in any { listener(self, name, args) }
+            let ack = packet.ackID.map { SocketIOAck(socket: self, id: $0) }
+            handler?(self, args, ack)
+        case .ack, .binaryAck:
+            guard let id = packet.ackID else { return }
+            self.completeAck(id: id, .success(packet.arguments))
+        case .connect, .disconnect, .connectError:
+            break
+        }
+    }
+
+    func closed(reason: SocketIODisconnectReason) {
+        let disconnecting = self.state.withLockedValue {
+            state -> [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void]? in
+            guard state.connected else { return nil }
+            return state.disconnecting
+        }
+        guard let disconnecting else { return }
+        for handler in disconnecting { handler(self, reason) }
+        self.namespace.adapter.remove(self)
+        let (acks, handlers) = self.state.withLockedValue { state in
+            state.connected = false
+            let acks = state.pendingAcks
+            state.pendingAcks = [:]
+            return (acks, state.disconnected)
+        }
+        for ack in acks.values {
+            ack.timer?.cancel()
+            ack.complete(.failure(.disconnected))
+        }
+        for handler in handlers { handler(self, reason) }
+    }
+}
+
+/// The answer callback of an event the client sent with an ack id. Only the first call sends.
+public struct SocketIOAck: Sendable {
+    let socket: SocketIOSocket
+    let id: UInt64
+    private let sent = NIOLockedValueBox(false)
+
+    init(socket: SocketIOSocket, id: UInt64) {
+        self.socket = socket
+        self.id = id
+    }
+
+    /// Answers with `args`.
+    public func callAsFunction(_ args: JSONValue...) { self.send(arguments: args) }
+
+    /// Answers with `arguments`.
+    public func send(arguments: [JSONValue]) {
+        let first = self.sent.withLockedValue { sent in
+            defer { sent = true }
+            return !sent
+        }
+        guard first else { return }
+        let packet = SocketIOPacket(
+            kind: .ack,
+            namespace: self.socket.namespace.name,
+            ackID: self.id,
+            payload: .array(arguments)
+        )
+        let encoded = OutgoingPacket(packet)
+        self.socket.engine.send(encoded.text, attachments: encoded.attachments)
+    }
+}
+
+/// Per-socket application data: a small thread-safe dictionary.
+public final class SocketIOUserData: Sendable {
+    private let values = NIOLockedValueBox<[String: any Sendable]>([:])
+
+    /// The value for `key`.
+    public subscript(key: String) -> (any Sendable)? {
+        get { self.values.withLockedValue { $0[key] } }
+        set { self.values.withLockedValue { $0[key] = newValue } }
+    }
+}

@@ -1,0 +1,109 @@
+/// Who a broadcast goes to and how: plain data, so that an adapter can send it to other servers.
+public struct BroadcastOptions: Hashable, Sendable, Codable {
+    /// Only sockets in at least one of these rooms (all sockets of the namespace when empty).
+    public var rooms: Set<String>
+    /// Never sockets in any of these rooms (a socket id is also a room).
+    public var except: Set<String>
+    /// Drop the packet for receivers that cannot take it right now.
+    public var volatile: Bool
+    /// Only this server's sockets (no effect until an adapter spans servers).
+    public var local: Bool
+    /// Whether the packet may be compressed (WebSocket permessage-deflate).
+    public var compress: Bool
+
+    /// Creates options.
+    ///
+    /// - Parameters:
+    ///   - rooms: target rooms (empty: everyone).
+    ///   - except: excluded rooms.
+    ///   - volatile: drop for busy receivers.
+    ///   - local: this server only.
+    ///   - compress: allow compression.
+    public init(
+        rooms: Set<String> = [],
+        except: Set<String> = [],
+        volatile: Bool = false,
+        local: Bool = false,
+        compress: Bool = true
+    ) {
+        self.rooms = rooms
+        self.except = except
+        self.volatile = volatile
+        self.local = local
+        self.compress = compress
+    }
+}
+
+/// The room memberships of one namespace: which sockets are in which rooms, both ways.
+///
+/// A pure value type; the in-memory adapter keeps one behind a lock. Every socket is in the room
+/// named by its own id, as in the reference server.
+public struct RoomIndex: Hashable, Sendable {
+    private var members: [String: Set<String>] = [:]
+    private var roomsOfSocket: [String: Set<String>] = [:]
+
+    /// An empty index.
+    public init() {}
+
+    /// The number of sockets.
+    public var socketCount: Int { self.roomsOfSocket.count }
+
+    /// All rooms that have members.
+    public var rooms: Set<String> { Set(self.members.keys) }
+
+    /// Adds `socket` to `rooms`.
+    public mutating func join(_ socket: String, _ rooms: some Sequence<String>) {
+        for room in rooms {
+            self.members[room, default: []].insert(socket)
+            self.roomsOfSocket[socket, default: []].insert(room)
+        }
+    }
+
+    /// Removes `socket` from `room`.
+    public mutating func leave(_ socket: String, _ room: String) {
+        if var sockets = self.members[room] {
+            sockets.remove(socket)
+            self.members[room] = sockets.isEmpty ? nil : sockets
+        }
+        self.roomsOfSocket[socket]?.remove(room)
+    }
+
+    /// Removes `socket` from every room.
+    public mutating func remove(_ socket: String) {
+        guard let rooms = self.roomsOfSocket.removeValue(forKey: socket) else { return }
+        for room in rooms {
+            if var sockets = self.members[room] {
+                sockets.remove(socket)
+                self.members[room] = sockets.isEmpty ? nil : sockets
+            }
+        }
+    }
+
+    /// The rooms of `socket`, or `nil` when it is unknown.
+    public func rooms(of socket: String) -> Set<String>? {
+        self.roomsOfSocket[socket]
+    }
+
+    /// The members of `room`.
+    public func sockets(in room: String) -> Set<String> {
+        self.members[room] ?? []
+    }
+
+    /// The sockets that `options` select: members of any of its rooms (everyone when it names
+    /// none), minus members of any excepted room.
+    public func select(_ options: BroadcastOptions) -> [String] {
+        var excluded = Set<String>()
+        for room in options.except { excluded.formUnion(self.members[room] ?? []) }
+        if options.rooms.isEmpty {
+            return self.roomsOfSocket.keys.filter { !excluded.contains($0) }
+        }
+        var seen = Set<String>()
+        var out: [String] = []
+        for room in options.rooms {
+            for socket in self.members[room] ?? [] where !excluded.contains(socket) && seen.insert(socket).inserted {
+                out.append(socket)
+            }
+        }
+        return out
+    }
+}
