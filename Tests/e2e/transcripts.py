@@ -10,7 +10,8 @@ A transcript is JSON: {"description", "spec", "steps": [...]}. Each step has an 
   httpCancel  id: the client drops a background request (closes its connection)
   wsOpen      id, path; expect {status}
   wsSend      id; text | binaryBase64 | frame {opcode, payloadBase64 | text | repeat, fin, rsv, mask}
-  wsExpect    id; text | textRegex | binaryBase64 | pong | close (code) | closed (true); [within] ms;
+  wsExpect    id; text | textRegex | binaryBase64 | pong | close (code) | closed (true, with
+              [answerPings] to keep the heartbeat going while waiting); [within] ms;
               [skipPings] answers `2` with `3` while waiting
   wsSilent    id; ms: nothing but Engine.IO pings may arrive in that time
   sleep       ms: only where the check is about a deadline having passed
@@ -139,6 +140,16 @@ async def replay(port, transcript):
             elif op == "wsExpect":
                 ws = sockets[step["id"]]
                 if step.get("closed"):
+                    if step.get("answerPings"):
+                        deadline = asyncio.get_running_loop().time() + within
+                        while True:
+                            left = deadline - asyncio.get_running_loop().time()
+                            assert left > 0, f"{where}: not closed in time"
+                            msg = await ws.recv(timeout=left, skip_pings=True)
+                            if isinstance(msg, tuple):
+                                break
+                            raise AssertionError(f"{where}: unexpected {msg!r}")
+                        continue
                     await ws.expect_closed(within)
                     continue
                 if "pong" in step:
