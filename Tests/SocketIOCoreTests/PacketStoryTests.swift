@@ -1,0 +1,208 @@
+import Foundation
+import NIOCore
+import SocketIOCore
+import TestSupport
+import Testing
+
+struct PacketExpectation: Decodable, Sendable {
+    var kind: String
+    var namespace: String
+    var ackID: UInt64?
+    var payload: String?
+}
+
+struct PacketStory: Decodable, Sendable, CustomTestStringConvertible {
+    var name: String
+    var wire: String
+    var attachments: [String]?
+    var packet: PacketExpectation?
+    var error: String?
+    var encodesAs: String?
+    var encodedAttachments: [String]?
+    var testDescription: String { self.name }
+
+    var attachmentBuffers: [ByteBuffer] {
+        (self.attachments ?? []).map { ByteBuffer(bytes: Data(base64Encoded: $0)!) }
+    }
+}
+
+struct PacketStoryFile: Decodable {
+    var stories: [PacketStory]
+}
+
+let packetStories = (try? Fixtures.load(PacketStoryFile.self, "socketio/packets.json").stories) ?? []
+
+/// Turns `{"$binary": base64}` objects of a fixture payload into binary values.
+func withBinaries(_ value: JSONValue) -> JSONValue {
+    switch value {
+    case .object(let object):
+        if object.count == 1, let b64 = object["$binary"]?.stringValue, let data = Data(base64Encoded: b64) {
+            return .binary(ByteBuffer(bytes: data))
+        }
+        return .object(JSONObject(object.entries.map { ($0.key, withBinaries($0.value)) }))
+    case .array(let items): return .array(items.map(withBinaries))
+    case .null, .bool, .number, .string, .binary: return value
+    }
+}
+
+func kind(named name: String) -> SocketIOPacket.Kind {
+    switch name {
+    case "connect": return .connect
+    case "disconnect": return .disconnect
+    case "event": return .event
+    case "ack": return .ack
+    case "connectError": return .connectError
+    case "binaryEvent": return .binaryEvent
+    default: return .binaryAck
+    }
+}
+
+/// Feeds a story through a reassembler, attachments one at a time.
+func reassemble(_ story: PacketStory) throws(SocketIOCodecError) -> SocketIOPacket {
+    var reassembler = SocketIOPacketReassembler(maxAttachments: 64)
+    var result = try reassembler.textReceived(story.wire)
+    for (i, attachment) in story.attachmentBuffers.enumerated() {
+        #expect(result == .needsAttachments(story.attachmentBuffers.count - i))
+        result = try reassembler.binaryReceived(attachment)
+    }
+    guard case .complete(let packet) = result else {
+        Issue.record("packet incomplete after every attachment: \(result)")
+        throw .emptyPacket
+    }
+    return packet
+}
+
+@Suite("Socket.IO packet stories")
+struct PacketStoryTests {
+    @Test func fixturesLoaded() {
+        #expect(packetStories.count > 40)
+    }
+
+    @Test(arguments: packetStories)
+    func decodes(_ story: PacketStory) throws {
+        if let expectedError = story.error {
+            #expect(throws: SocketIOCodecError.self) { try reassemble(story) }
+            do {
+                _ = try reassemble(story)
+            } catch {
+                #expect(error.name == expectedError)
+            }
+            return
+        }
+        let expected = try #require(story.packet)
+        let packet = try reassemble(story)
+        #expect(packet.kind == kind(named: expected.kind))
+        #expect(packet.namespace == expected.namespace)
+        #expect(packet.ackID == expected.ackID)
+        #expect(packet.payload == expected.payload.map { withBinaries(try! JSONParser.parse($0)) })
+    }
+
+    @Test(arguments: packetStories.filter { $0.error == nil })
+    func encodes(_ story: PacketStory) throws {
+        let packet = try reassemble(story)
+        let encoded = packet.encode()
+        #expect(String(buffer: encoded.text) == story.encodesAs ?? story.wire)
+        let expected = story.encodedAttachments ?? story.attachments ?? []
+        #expect(encoded.attachments.map { Data($0.readableBytesView).base64EncodedString() } == expected)
+    }
+
+    /// Every prefix of every story's text decodes or fails with a named error; none traps.
+    @Test(arguments: packetStories)
+    func everyPrefixFailsCleanly(_ story: PacketStory) {
+        let bytes = Array(story.wire.utf8)
+        for length in 0...bytes.count {
+            var reassembler = SocketIOPacketReassembler(maxAttachments: 64)
+            _ = try? reassembler.textReceived(String(decoding: bytes[0..<length], as: UTF8.self))
+        }
+    }
+
+    @Test func textWhileReassemblingIsAnError() throws {
+        var reassembler = SocketIOPacketReassembler(maxAttachments: 4)
+        #expect(try reassembler.textReceived(#"51-["e",{"_placeholder":true,"num":0}]"#) == .needsAttachments(1))
+        #expect(throws: SocketIOCodecError.unexpectedTextWhileReassembling) { try reassembler.textReceived(#"2["e"]"#) }
+    }
+
+    @Test func unexpectedAttachmentIsAnError() {
+        var reassembler = SocketIOPacketReassembler(maxAttachments: 4)
+        #expect(throws: SocketIOCodecError.unexpectedAttachment) { try reassembler.binaryReceived(ByteBuffer()) }
+    }
+}
+
+@Suite("JSON")
+struct JSONTests {
+    @Test(arguments: [
+        #"{"b":1,"a":[1.50,-0,1e3,true,false,null,"x"]}"#, #"[]"#, #"{}"#, #""\u0000\"\\""#, #"[[[[]]]]"#,
+        #"-12.5E-3"#, #""😀é""#,
+    ])
+    func roundTripsExactly(_ text: String) throws {
+        #expect(try JSONParser.parse(text).jsonText == text)
+    }
+
+    @Test(arguments: [
+        "", "[", "{", #"{"a"}"#, #"{"a":}"#, "01", "1.", ".5", "-", "1e", "tru", "nul", #""\x""#, "[1,]", #"{"a":1,}"#,
+        "\"\u{01}\"", #""\ud83d"x"#, "1 2",
+    ])
+    func rejectsInvalid(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func decodesEscapesAndSurrogatePairs() throws {
+        #expect(try JSONParser.parse(#""\ud83d\ude00\u00e9\n\/""#) == .string("😀é\n/"))
+        #expect(try JSONParser.parse(#""\ud83d""#) == .string("\u{FFFD}"))
+    }
+
+    @Test func limitsNesting() {
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect((try? JSONParser.parse(fine)) != nil)
+    }
+
+    @Test func duplicateKeysKeepFirstPositionAndLastValue() throws {
+        let value = try JSONParser.parse(#"{"a":1,"b":2,"a":3}"#)
+        #expect(value.jsonText == #"{"a":3,"b":2}"#)
+    }
+
+    @Test func literalsAndAccessors() {
+        let value: JSONValue = ["name": "x", "n": 3, "ok": true, "list": [1, nil]]
+        #expect(value.jsonText == #"{"name":"x","n":3,"ok":true,"list":[1,null]}"#)
+        #expect(value["n"]?.intValue == 3)
+        #expect(value["name"]?.stringValue == "x")
+        #expect(JSONValue.number(JSONNumber(2.5)).jsonText == "2.5")
+        #expect(JSONValue.number(JSONNumber(Double.infinity)).jsonText == "null")
+    }
+}
+
+@Suite("Room index")
+struct RoomIndexTests {
+    @Test func selectsRoomsMinusExcept() {
+        var index = RoomIndex()
+        index.join("a", ["a", "room1"])
+        index.join("b", ["b", "room1", "room2"])
+        index.join("c", ["c", "room2"])
+        #expect(Set(index.select(BroadcastOptions())) == ["a", "b", "c"])
+        #expect(Set(index.select(BroadcastOptions(rooms: ["room1"]))) == ["a", "b"])
+        #expect(Set(index.select(BroadcastOptions(rooms: ["room1", "room2"]))) == ["a", "b", "c"])
+        #expect(index.select(BroadcastOptions(rooms: ["room1", "room2"])).count == 3, "no duplicates")
+        #expect(Set(index.select(BroadcastOptions(rooms: ["room2"], except: ["b"]))) == ["c"])
+        #expect(Set(index.select(BroadcastOptions(except: ["room1"]))) == ["c"])
+        #expect(index.select(BroadcastOptions(rooms: ["nope"])).isEmpty)
+    }
+
+    @Test func leavingAndRemovingCleansUp() {
+        var index = RoomIndex()
+        index.join("a", ["a", "r"])
+        index.leave("a", "r")
+        #expect(index.rooms == ["a"])
+        index.remove("a")
+        #expect(index.rooms.isEmpty)
+        #expect(index.socketCount == 0)
+        #expect(index.rooms(of: "a") == nil)
+    }
+
+    @Test func optionsAreCodable() throws {
+        let options = BroadcastOptions(rooms: ["r"], except: ["x"], volatile: true)
+        let data = try JSONEncoder().encode(options)
+        #expect(try JSONDecoder().decode(BroadcastOptions.self, from: data) == options)
+    }
+}
