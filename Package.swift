@@ -85,6 +85,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "SocketIOTests",
+            dependencies: [
+                "SocketIO",
+                "SocketIOCore",
+                "EngineIO",
+                "EngineIOCore",
+                "TestSupport",
+                nioCore,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "EngineIOTests",
             dependencies: [
                 "EngineIO",

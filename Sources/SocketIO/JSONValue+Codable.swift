@@ -4,12 +4,15 @@ import NIOFoundationCompat
 public import SocketIOCore
 
 extension JSONValue {
-    /// Encodes an `Encodable` value with `JSONEncoder` (keys as the encoder writes them; `Data`
-    /// as base64 text; use ``JSONValue/binary(_:)`` for real binary attachments).
+    /// Encodes an `Encodable` value with `JSONEncoder` (keys sorted, so the output is the same on
+    /// every platform; `Data` as base64 text; use ``JSONValue/binary(_:)`` for real binary
+    /// attachments).
     ///
     /// - Throws: when the value does not encode.
     public init<T: Encodable>(encoding value: T) throws {
-        let data = try JSONEncoder().encode(value)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
         self = try JSONParser.parse(data)
     }
 

@@ -1,4 +1,4 @@
-import EngineIO
+public import EngineIO
 import EngineIOCore
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -46,6 +46,10 @@ public final class SocketIOSocket: Sendable {
         self.handshake = handshake
         self.engine = engine
     }
+
+    /// The underlying Engine.IO connection (Node's `socket.conn`); closing it disconnects every
+    /// socket of the connection with reason `forced close`.
+    public var connection: EngineIOSocket { self.engine }
 
     /// Whether the socket is connected to its namespace.
     public var connected: Bool { self.state.withLockedValue { $0.connected } }
