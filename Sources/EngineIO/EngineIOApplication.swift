@@ -57,12 +57,20 @@ public struct EngineIOSocket: Sendable, Hashable {
     ///   - volatile: drop the messages instead when the transport cannot take them right now (a
     ///     long-poll is not waiting, or WebSocket writes are still pending).
     public func send(_ text: String, attachments: [ByteBuffer], volatile: Bool = false) {
+        self.send(message: .message(text), attachments: attachments, volatile: volatile)
+    }
+
+    /// Like ``send(_:attachments:volatile:)``, with the text already in its wire form (`4` first).
+    /// The same buffer can go to many receivers: WebSocket frames carry it without a copy.
+    public func send(encodedText: ByteBuffer, attachments: [ByteBuffer], volatile: Bool = false) {
+        self.send(message: .encodedMessage(encodedText), attachments: attachments, volatile: volatile)
+    }
+
+    private func send(message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool) {
         if self.eventLoop.inEventLoop {
-            self.session.value.send(text: text, attachments: attachments, volatile: volatile)
+            self.session.value.send(message, attachments: attachments, volatile: volatile)
         } else {
-            self.eventLoop.execute {
-                self.session.value.send(text: text, attachments: attachments, volatile: volatile)
-            }
+            self.eventLoop.execute { self.session.value.send(message, attachments: attachments, volatile: volatile) }
         }
     }
 

@@ -42,10 +42,15 @@ public struct EngineIOConfiguration: Sendable {
     /// one process here serves (20 000 fds), so it only stops runaway handshake floods of polling
     /// sessions, which hold no socket. Node has no such limit.
     public var maxSessions: Int = 100_000
-    /// The most packets that may wait for a long-poll before the session is closed with
-    /// "transport buffer full". Default 10 000: a polling client normally collects its packets
+    /// The most packets that may wait for one client (for a long-poll, or written to a WebSocket and
+    /// not yet taken by the kernel) before the session is closed with "transport buffer full". Default 10 000: a polling client normally collects its packets
     /// every few milliseconds, so only a client that stopped polling reaches it. Node has no limit.
     public var maxBufferedPackets: Int = 10_000
+    /// The most bytes that may wait for one client before the session is closed with "transport
+    /// buffer full": packets waiting for a long-poll, or WebSocket frames written but not yet taken
+    /// by the kernel (a client that stops reading). Together with ``maxBufferedPackets`` this bounds
+    /// the memory a slow consumer can hold. Default 16 MiB. Node has no limit.
+    public var maxBufferedBytes: Int = 16 << 20
 
     /// Where session lifecycle messages go: `debug` for sessions opened and closed (with the
     /// reason), `trace` for long-polls held. Default: a logger labelled `engine.io`.

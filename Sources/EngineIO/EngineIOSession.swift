@@ -41,7 +41,8 @@ final class EngineIOSession {
         self.server = server
         self.transport = EngineIOTransportStateMachine(
             transport: websocket == nil ? .polling : .websocket,
-            maxBufferedPackets: server.configuration.maxBufferedPackets
+            maxBufferedPackets: server.configuration.maxBufferedPackets,
+            maxBufferedBytes: server.configuration.maxBufferedBytes
         )
         self.heartbeat = EngineIOHeartbeatStateMachine(
             pingInterval: server.configuration.pingInterval,
@@ -79,15 +80,23 @@ final class EngineIOSession {
         case .answerPoll(let packets):
             self.answerPoll(packets)
         case .writeWebSocket(let packet):
-            self.websocket?.send(packet)
+            guard let websocket = self.websocket else { return }
+            let config = self.server.configuration
+            let (packets, bytes) = websocket.backlog
+            if packets >= config.maxBufferedPackets || bytes + packet.wireSize > config.maxBufferedBytes {
+                // A client that stops reading: bound what it can make the server hold.
+                self.close(reason: .bufferFull)
+                return
+            }
+            websocket.send(packet)
         case .closeSession(let reason):
             self.close(reason: reason)
         }
     }
 
-    func send(text: String, attachments: [ByteBuffer], volatile: Bool) {
+    func send(_ message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool) {
         if volatile && !self.isWritable { return }
-        self.send(.message(text))
+        self.send(message)
         for attachment in attachments { self.send(.binaryMessage(attachment)) }
     }
 
@@ -151,8 +160,8 @@ final class EngineIOSession {
             self.server.application.binaryReceived(bytes, from: self.handle)
         case .close:
             self.close(reason: .transportClose, byClient: true)
-        case .open, .upgrade, .noop:
-            break
+        case .open, .upgrade, .noop, .encodedMessage:
+            break  // nothing for the server to do (clients never send open; decoding never yields encoded)
         }
     }
 
@@ -173,7 +182,7 @@ final class EngineIOSession {
             case .ignore:
                 break
             }
-        case .open, .close, .ping, .pong, .message, .binaryMessage, .noop:
+        case .open, .close, .ping, .pong, .message, .binaryMessage, .noop, .encodedMessage:
             // Anything else during the upgrade handshake aborts it, as in the reference server.
             self.abandonUpgrade()
         }
@@ -307,8 +316,9 @@ extension EngineIOSession: Sendable {}
 /// a session on another event loop may call these directly; NIO runs them in call order.
 struct WebSocketConnection: Sendable {
     let channel: any Channel
-    /// Frames written but not yet handed to the kernel, for volatile sends and backlog limits.
-    private let pending = NIOLockedValueBox(0)
+    /// Frames (and their bytes) written but not yet handed to the kernel, for volatile sends and
+    /// the slow-consumer limits.
+    private let pending = NIOLockedValueBox((packets: 0, bytes: 0))
 
     init(channel: any Channel) {
         self.channel = channel
@@ -317,21 +327,35 @@ struct WebSocketConnection: Sendable {
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
 
     /// Whether every frame written so far has left the process.
-    var isIdle: Bool { self.pending.withLockedValue { $0 == 0 } }
+    var isIdle: Bool { self.pending.withLockedValue { $0.packets == 0 } }
+
+    /// Frames and bytes not yet taken by the kernel.
+    var backlog: (packets: Int, bytes: Int) { self.pending.withLockedValue { $0 } }
 
     func send(_ packet: EngineIOPacket) {
         let frame: WebSocketFrame
         switch packet {
         case .binaryMessage(let bytes):
             frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
+        case .encodedMessage(let bytes):
+            frame = WebSocketFrame(fin: true, opcode: .text, data: bytes)  // shared, not copied
         case .open, .close, .ping, .pong, .message, .upgrade, .noop:
             var buffer = self.channel.allocator.buffer(capacity: packet.textPayload.utf8.count + 1)
             packet.writeText(into: &buffer)
             frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
         }
-        self.pending.withLockedValue { $0 += 1 }
+        let size = frame.data.readableBytes
+        self.pending.withLockedValue {
+            $0.packets += 1
+            $0.bytes += size
+        }
         let pending = self.pending
-        self.channel.writeAndFlush(frame).whenComplete { _ in pending.withLockedValue { $0 -= 1 } }
+        self.channel.writeAndFlush(frame).whenComplete { _ in
+            pending.withLockedValue {
+                $0.packets -= 1
+                $0.bytes -= size
+            }
+        }
     }
 
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the

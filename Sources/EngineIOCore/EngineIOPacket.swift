@@ -18,6 +18,9 @@ public enum EngineIOPacket: Hashable, Sendable {
     case message(String)
     /// A binary message for the application (no type digit on the wire).
     case binaryMessage(ByteBuffer)
+    /// A text message already in its wire form, type digit `4` included. Never produced by the
+    /// decoder: it lets one encoded buffer go to many receivers without copying.
+    case encodedMessage(ByteBuffer)
     /// `5`: the client finished upgrading to WebSocket.
     case upgrade
     /// `6`: no operation; used to finish a pending long-poll.
@@ -30,7 +33,7 @@ public enum EngineIOPacket: Hashable, Sendable {
         case .close: return UInt8(ascii: "1")
         case .ping: return UInt8(ascii: "2")
         case .pong: return UInt8(ascii: "3")
-        case .message: return UInt8(ascii: "4")
+        case .message, .encodedMessage: return UInt8(ascii: "4")
         case .binaryMessage: return nil
         case .upgrade: return UInt8(ascii: "5")
         case .noop: return UInt8(ascii: "6")
@@ -42,6 +45,16 @@ public enum EngineIOPacket: Hashable, Sendable {
         switch self {
         case .open(let s), .ping(let s), .pong(let s), .message(let s): return s
         case .close, .upgrade, .noop, .binaryMessage: return ""
+        case .encodedMessage(let bytes): return String(decoding: bytes.readableBytesView.dropFirst(), as: UTF8.self)
+        }
+    }
+
+    /// The packet's size on the wire, in bytes (for buffer limits).
+    public var wireSize: Int {
+        switch self {
+        case .binaryMessage(let bytes), .encodedMessage(let bytes): return bytes.readableBytes
+        case .open(let s), .ping(let s), .pong(let s), .message(let s): return s.utf8.count + 1
+        case .close, .upgrade, .noop: return 1
         }
     }
 
@@ -86,6 +99,8 @@ public enum EngineIOPacket: Hashable, Sendable {
         case .binaryMessage(let bytes):
             buffer.writeInteger(UInt8(ascii: "b"))
             Base64.encode(bytes.readableBytesView, into: &buffer)
+        case .encodedMessage(var bytes):
+            buffer.writeBuffer(&bytes)
         case .open(let s), .ping(let s), .pong(let s), .message(let s):
             buffer.writeInteger(self.typeDigit!)
             buffer.writeString(s)

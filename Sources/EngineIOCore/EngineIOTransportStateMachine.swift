@@ -22,18 +22,23 @@ public struct EngineIOTransportStateMachine: Sendable {
     private var buffer = CircularBuffer<EngineIOPacket>()
     /// The most packets that may wait for a long-poll before the session is closed.
     public let maxBufferedPackets: Int
+    /// The most bytes that may wait for a long-poll before the session is closed.
+    public let maxBufferedBytes: Int
+    private var bufferedBytes = 0
 
     /// Creates the machine for a new session.
     ///
     /// - Parameters:
     ///   - transport: the transport the handshake came over.
     ///   - maxBufferedPackets: the most packets that may wait for a long-poll.
-    public init(transport: EngineIOTransport, maxBufferedPackets: Int) {
+    ///   - maxBufferedBytes: the most bytes that may wait for a long-poll.
+    public init(transport: EngineIOTransport, maxBufferedPackets: Int, maxBufferedBytes: Int = .max) {
         switch transport {
         case .polling: self.state = .polling(Polling())
         case .websocket: self.state = .websocket
         }
         self.maxBufferedPackets = maxBufferedPackets
+        self.maxBufferedBytes = maxBufferedBytes
     }
 
     /// The transport currently carrying the session, or `nil` once closed.
@@ -78,14 +83,16 @@ public struct EngineIOTransportStateMachine: Sendable {
         switch self.state {
         case .polling(var p):
             self.buffer.append(packet)
-            if self.buffer.count > self.maxBufferedPackets { return .closeSession(.bufferFull) }
+            self.bufferedBytes += packet.wireSize
+            if self.overLimit { return .closeSession(.bufferFull) }
             guard p.getPending else { return .buffered }
             p.getPending = false
             self.state = .polling(p)
             return .answerPoll(self.drain())
         case .upgrading(var p, let probed):
             self.buffer.append(packet)
-            if self.buffer.count > self.maxBufferedPackets { return .closeSession(.bufferFull) }
+            self.bufferedBytes += packet.wireSize
+            if self.overLimit { return .closeSession(.bufferFull) }
             guard p.getPending else { return .buffered }
             p.getPending = false
             self.state = .upgrading(p, probed: probed)
@@ -300,12 +307,18 @@ public struct EngineIOTransportStateMachine: Sendable {
         }
         self.state = .closed
         self.buffer.removeAll()
+        self.bufferedBytes = 0
         return result
+    }
+
+    private var overLimit: Bool {
+        self.buffer.count > self.maxBufferedPackets || self.bufferedBytes > self.maxBufferedBytes
     }
 
     private mutating func drain() -> [EngineIOPacket] {
         let packets = Array(self.buffer)
         self.buffer.removeAll(keepingCapacity: true)
+        self.bufferedBytes = 0
         return packets
     }
 }

@@ -167,8 +167,8 @@ public final class InMemoryAdapter: SocketIOAdapter {
 
 /// A packet encoded once for many receivers: the text and the attachments.
 public struct OutgoingPacket: Sendable {
-    /// The Engine.IO text message.
-    public let text: String
+    /// The Engine.IO message in wire form (`4` then the Socket.IO text), shared by every receiver.
+    public let frame: ByteBuffer
     /// The binary messages that follow it.
     public let attachments: [ByteBuffer]
     /// The event name, for `onAnyOutgoing` listeners.
@@ -176,8 +176,12 @@ public struct OutgoingPacket: Sendable {
 
     /// Encodes `packet`.
     public init(_ packet: SocketIOPacket) {
-        let encoded = packet.encode()
-        self.text = String(buffer: encoded.text)
+        var encoded = packet.encode()
+        var frame = ByteBuffer()
+        frame.reserveCapacity(encoded.text.readableBytes + 1)
+        frame.writeInteger(UInt8(ascii: "4"))
+        frame.writeBuffer(&encoded.text)
+        self.frame = frame
         self.attachments = encoded.attachments
         self.packet = packet
     }

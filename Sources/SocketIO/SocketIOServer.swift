@@ -1,7 +1,7 @@
 public import EngineIO
 import EngineIOCore
 import NIOConcurrencyHelpers
-import NIOCore
+public import NIOCore
 public import SocketIOCore
 
 /// A Socket.IO v5 server: namespaces, middleware, events, acks, rooms and broadcasts over an
@@ -22,7 +22,10 @@ public final class SocketIOServer: Sendable {
     public init(configuration: SocketIOConfiguration = SocketIOConfiguration()) {
         self.configuration = configuration
         self.core = SocketIOServerCore(configuration: configuration)
-        self.engine = EngineIOServer(configuration: configuration.engine, application: EngineBridge(core: self.core))
+        var engine = configuration.engine
+        engine.maxBufferedPackets = configuration.maxQueuedPackets
+        engine.maxBufferedBytes = configuration.maxQueuedBytes
+        self.engine = EngineIOServer(configuration: engine, application: EngineBridge(core: self.core))
     }
 
     /// The namespace `name` (created on first use).
@@ -68,6 +71,12 @@ public final class SocketIOServer: Sendable {
 
     /// A broadcast to rooms of `/`.
     public func to(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.to(Set(rooms)) }
+
+    /// A broadcast to `/` that skips receivers that cannot take it right now.
+    public var volatile: BroadcastOperator { self.sockets.broadcast.volatile }
+
+    /// A broadcast to `/` with an ack timeout.
+    public func timeout(_ timeout: TimeAmount) -> BroadcastOperator { self.sockets.broadcast.timeout(timeout) }
 
     /// A broadcast to everyone in `/` except `rooms`.
     public func except(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.except(Set(rooms)) }

@@ -241,7 +241,7 @@ public final class SocketIOSocket: Sendable {
             let args = packet.packet.arguments
             for listener in listeners { listener(self, name, args) }
         }
-        self.engine.send(packet.text, attachments: packet.attachments, volatile: volatile)
+        self.engine.send(encodedText: packet.frame, attachments: packet.attachments, volatile: volatile)
     }
 
     // MARK: Rooms and broadcasts
@@ -369,7 +369,7 @@ public struct SocketIOAck: Sendable {
             payload: .array(arguments)
         )
         let encoded = OutgoingPacket(packet)
-        self.socket.engine.send(encoded.text, attachments: encoded.attachments)
+        self.socket.engine.send(encodedText: encoded.frame, attachments: encoded.attachments)
     }
 }
 

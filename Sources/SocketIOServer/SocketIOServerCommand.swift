@@ -26,6 +26,9 @@ struct SocketIOServerCommand: AsyncParsableCommand {
                            (namespaces / and /custom: 'auth' on connect, 'message' -> 'message-back',
                            'message-with-ack' acked with its arguments) and a status page at /.
                            Every option below applies.
+              engineio-echo  a bare Engine.IO v4 echo at --path (every message sent back as it
+                           came), for testing and measuring the transport layer alone. Every option
+                           below applies.
               conformance  the contract external protocol suites expect: 127.0.0.1 only; a bare
                            Engine.IO echo at /engine.io/ and the demo app at /socket.io/;
                            pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect
@@ -39,6 +42,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     enum Profile: String, ExpressibleByArgument, CaseIterable {
         case `default`
         case conformance
+        case engineioEcho = "engineio-echo"
     }
 
     @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -190,7 +194,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             let io = SocketIOServer(configuration: sio)
             DemoApplication.install(on: io)
             return (http, [EngineIOServer(configuration: echo, application: EngineIOEchoApplication()), io.engine])
-        case .default:
+        case .default, .engineioEcho:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
             var config = SocketIOConfiguration()
@@ -214,6 +218,11 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             config.connectTimeout = .milliseconds(self.connectTimeout)
             config.defaultAckTimeout = .milliseconds(self.ackTimeout)
             config.maxAttachments = self.maxAttachments
+            if self.profile == .engineioEcho {
+                var engine = config.engine
+                engine.maxBufferedBytes = config.maxQueuedBytes
+                return (http, [EngineIOServer(configuration: engine, application: EngineIOEchoApplication())])
+            }
             let io = SocketIOServer(configuration: config)
             DemoApplication.install(on: io)
             let endpointPath = config.engine.path

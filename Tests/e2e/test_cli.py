@@ -76,8 +76,9 @@ def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
             ws = rawclient.WebSocket(server.port)
             assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
             assert (await ws.recv()).startswith("0{")
-            ws.send_text("4ready")
-            assert await ws.recv() == "4ready"
+            ws.send_text("40")
+            assert (await ws.recv()).startswith('40{"sid":')
+            assert await ws.recv() == '42["auth",{}]'
             # Both sessions are live; wait until the server has parked the long-poll.
             await asyncio.to_thread(server.wait_for_log, rf"sid={info['sid']}.*long-poll held")
             started = time.monotonic()

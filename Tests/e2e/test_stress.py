@@ -96,7 +96,8 @@ async def session(port, kind, tag, n=100):
 
 def test_1000_concurrent_sessions_lose_and_reorder_nothing(start_server):
     raise_fd_limit()
-    server = start_server("--host", "127.0.0.1", "--path", "/engine.io/", "--max-sessions", "5000")
+    server = start_server("--profile", "engineio-echo", "--host", "127.0.0.1", "--path", "/engine.io/",
+                          "--max-sessions", "5000")
     kinds = ["websocket", "polling", "upgrade"]
 
     async def main():
@@ -118,8 +119,8 @@ def test_1000_concurrent_sessions_lose_and_reorder_nothing(start_server):
 
 def test_handshake_flood_memory_returns_near_baseline(start_server):
     raise_fd_limit()
-    server = start_server("--host", "127.0.0.1", "--path", "/engine.io/", "--ping-interval", "1000",
-                          "--ping-timeout", "500")
+    server = start_server("--profile", "engineio-echo", "--host", "127.0.0.1", "--path", "/engine.io/",
+                          "--ping-interval", "1000", "--ping-timeout", "500")
     path = "/engine.io/?EIO=4&transport=polling"
 
     async def flood(count, concurrency=100):
