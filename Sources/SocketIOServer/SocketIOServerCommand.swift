@@ -22,20 +22,14 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         abstract: "A Socket.IO v5 / Engine.IO v4 server on SwiftNIO.",
         discussion: """
             Profiles:
-              default      a Socket.IO server at --path (default /socket.io/) running the demo app
-                           (namespaces / and /custom: 'auth' on connect, 'message' -> 'message-back',
-                           'message-with-ack' acked with its arguments) and a status page at /.
-                           Every option below applies.
-              engineio-echo  a bare Engine.IO v4 echo at --path (every message sent back as it
-                           came), for testing and measuring the transport layer alone. Every option
-                           below applies.
-              conformance  the contract external protocol suites expect: 127.0.0.1 only; a bare
-                           Engine.IO echo at /engine.io/ and the demo app at /socket.io/;
-                           pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect
-                           timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
 
-            The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every
-            session with a close packet (pending long-polls are answered), then exits.
+            default: a Socket.IO server at --path (default /socket.io/) running the demo app (namespaces / and /custom: 'auth' with the client's auth on connect; on /, 'message' answered with 'message-back' and 'message-with-ack' acked with its arguments), plus a status page at /. Every option applies.
+
+            engineio-echo: a bare Engine.IO v4 echo at --path (every message goes back as it came), to test or measure the transport layer alone. Every option applies.
+
+            conformance: what external protocol suites expect: 127.0.0.1 only, a bare Engine.IO echo at /engine.io/ and the demo app at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
+
+            The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every session with a close packet (pending long-polls are answered), then exits.
             """
     )
 

@@ -17,7 +17,8 @@ def test_help_lists_profiles_and_options():
     out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
     for word in ["--profile", "conformance", "--port", "--path", "--cors-origin", "--ping-interval", "--max-payload",
-                 "--transports", "--cookie", "--max-sessions", "--request-header-timeout", "SIGTERM"]:
+                 "--transports", "--cookie", "--max-sessions", "--request-header-timeout", "SIGTERM",
+                 "engineio-echo", "--connect-timeout", "--ack-timeout", "--max-attachments"]:
         assert word in out.stdout, word
 
 
