@@ -30,6 +30,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     enum Route {
+        case file(HTTPFallbackResponse)
         case endpoint(EngineIOServer, Result<EngineIORequestKind, EngineIOError>)
         case preflight(EngineIOServer)
         case fallback
@@ -108,6 +109,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receivedHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
         guard case .idle = self.state else { return }
+        if head.method == .GET || head.method == .HEAD, let files = self.settings.files, let file = files(head) {
+            self.state = .answerAtEnd(head, .file(file))
+            return
+        }
         let path = EngineIOQuery.path(of: head.uri)
         guard let server = self.endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
         else {
@@ -218,6 +223,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
         switch route {
+        case .file(let response):
+            self.respond(
+                context: context,
+                head: head,
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+                cors: nil,
+                close: false
+            )
         case .fallback:
             let response = self.settings.fallback(head)
             self.respond(

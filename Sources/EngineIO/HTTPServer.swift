@@ -56,6 +56,9 @@ public final class HTTPServer: Sendable {
         public var shutdownTimeout: TimeAmount = .seconds(5)
         /// Answers requests outside every endpoint. Default `404 Not Found`.
         public var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse = { _ in .notFound }
+        /// Consulted first for GET and HEAD requests: a response here wins over the endpoints (for
+        /// example the client bundle at `/socket.io/socket.io.min.js`). Default none.
+        public var files: (@Sendable (HTTPRequestHead) -> HTTPFallbackResponse?)? = nil
         /// The event loops to run on, or `nil` for NIO's shared group (one thread per core).
         public var eventLoopGroup: (any EventLoopGroup)? = nil
         /// The logger for lifecycle messages.
@@ -69,6 +72,7 @@ public final class HTTPServer: Sendable {
         var requestHeaderTimeout: TimeAmount
         var isSecure: Bool
         var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse
+        var files: (@Sendable (HTTPRequestHead) -> HTTPFallbackResponse?)?
     }
 
     /// The server's options.
@@ -98,7 +102,8 @@ public final class HTTPServer: Sendable {
         let settings = Settings(
             requestHeaderTimeout: self.configuration.requestHeaderTimeout,
             isSecure: false,
-            fallback: self.configuration.fallback
+            fallback: self.configuration.fallback,
+            files: self.configuration.files
         )
         let maxFrameSize = max(self.endpoints.map { $0.configuration.maxPayload }.max() ?? 1 << 20, 126)
         let bootstrap = ServerBootstrap(group: group)

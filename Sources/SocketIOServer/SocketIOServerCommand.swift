@@ -27,6 +27,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
             engineio-echo: a bare Engine.IO v4 echo at --path (every message goes back as it came), to test or measure the transport layer alone. Every option applies.
 
+            interop: the test contract of the real-client harness (shared/realclients: welcome, echo, ack, rooms, broadcast, server-ack, disconnect-me on /; /chat; /private refusing without auth.token 'letmein') at --path, with pingInterval 1000 ms and pingTimeout 2000 ms unless given, and CORS for any origin unless --cors-origin is given. Every option applies.
+
             conformance: what external protocol suites expect: 127.0.0.1 only, a bare Engine.IO echo at /engine.io/ and the demo app at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
 
             The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every session with a close packet (pending long-polls are answered), then exits.
@@ -37,6 +39,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         case `default`
         case conformance
         case engineioEcho = "engineio-echo"
+        case interop
     }
 
     @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -60,11 +63,16 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("cors-credentials"), help: "Send Access-Control-Allow-Credentials: true.")
     var corsCredentials = false
 
-    @Option(name: .customLong("ping-interval"), help: "Milliseconds between heartbeat pings.")
-    var pingInterval: Int64 = 25_000
+    @Option(name: .customLong("ping-interval"), help: "Milliseconds between heartbeat pings (default 25000).")
+    var pingIntervalOption: Int64?
 
-    @Option(name: .customLong("ping-timeout"), help: "Milliseconds a client has to answer a ping.")
-    var pingTimeout: Int64 = 20_000
+    @Option(name: .customLong("ping-timeout"), help: "Milliseconds a client has to answer a ping (default 20000).")
+    var pingTimeoutOption: Int64?
+
+    var pingInterval: Int64 { self.pingIntervalOption ?? 25_000 }
+    var pingTimeout: Int64 { self.pingTimeoutOption ?? 20_000 }
+    var pingIntervalGiven: Bool { self.pingIntervalOption != nil }
+    var pingTimeoutGiven: Bool { self.pingTimeoutOption != nil }
 
     @Option(name: .customLong("upgrade-timeout"), help: "Milliseconds a polling -> WebSocket upgrade may take.")
     var upgradeTimeout: Int64 = 10_000
@@ -110,6 +118,18 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-attachments"), help: "Most binary attachments per Socket.IO packet.")
     var maxAttachments: Int = 64
+
+    @Option(
+        name: .customLong("static"),
+        help: "Serve the files of this directory under /static/ (repeatable; loaded at startup, 64 MiB at most)."
+    )
+    var staticDirectories: [String] = []
+
+    @Option(
+        name: .customLong("client-bundle"),
+        help: "Serve this socket.io client bundle at <path>socket.io.min.js (like Node's serveClient)."
+    )
+    var clientBundle: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -188,7 +208,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             let io = SocketIOServer(configuration: sio)
             DemoApplication.install(on: io)
             return (http, [EngineIOServer(configuration: echo, application: EngineIOEchoApplication()), io.engine])
-        case .default, .engineioEcho:
+        case .default, .engineioEcho, .interop:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
             var config = SocketIOConfiguration()
@@ -196,6 +216,12 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             config.engine.path = self.path.hasSuffix("/") ? self.path : self.path + "/"
             config.engine.pingInterval = .milliseconds(self.pingInterval)
             config.engine.pingTimeout = .milliseconds(self.pingTimeout)
+            if self.profile == .interop {
+                // The harness's heartbeat check idles 2.5 s: pings must flow within it.
+                if !self.pingIntervalGiven { config.engine.pingInterval = .milliseconds(1000) }
+                if !self.pingTimeoutGiven { config.engine.pingTimeout = .milliseconds(2000) }
+                if self.corsOrigins.isEmpty { config.engine.cors = CORSConfiguration(origins: .any) }
+            }
             config.engine.upgradeTimeout = .milliseconds(self.upgradeTimeout)
             config.engine.maxPayload = self.maxPayload
             config.engine.transports = try self.parsedTransports()
@@ -217,7 +243,15 @@ struct SocketIOServerCommand: AsyncParsableCommand {
                 engine.maxBufferedBytes = config.maxQueuedBytes
                 return (http, [EngineIOServer(configuration: engine, application: EngineIOEchoApplication())])
             }
+            var files = StaticFiles()
+            for directory in self.staticDirectories { try files.addDirectory(directory) }
+            if let bundle = self.clientBundle { try files.addClientBundle(bundle, endpointPath: config.engine.path) }
+            if !files.isEmpty { http.files = { [files] head in files.response(for: head) } }
             let io = SocketIOServer(configuration: config)
+            if self.profile == .interop {
+                InteropApplication.install(on: io)
+                return (http, [io.engine])
+            }
             DemoApplication.install(on: io)
             let endpointPath = config.engine.path
             http.fallback = { head in
