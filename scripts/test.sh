@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="$(bash scripts/install-deps.sh --test | tail -n 1)"
+# The real-client harness lives beside the repository (shared/realclients): Node's WebSocket
+# package and Chromium from Debian, and the official socket.io client bundle from PyPI.
+shared="${SHARED_DIR:-$(cd .. && pwd)/shared}"
+[ -d "$shared/realclients" ] || { echo "test: $shared/realclients not found (set SHARED_DIR)" >&2; exit 1; }
+bash "$shared/realclients/install-deps.sh" --node --browser
+export SHARED_DIR="$shared"
+export RC_BUNDLE="$(bash "$shared/realclients/fetch-client.sh" v4)"
 export PATH="/opt/swift/usr/bin:$PATH"
 logs=.build/test-logs
 mkdir -p "$logs"

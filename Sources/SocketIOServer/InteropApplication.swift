@@ -71,7 +71,15 @@ enum InteropApplication {
         }
         io.of("/private").use { socket in
             guard socket.handshake.auth["token"]?.stringValue == "letmein" else {
-                throw SocketIOConnectError("unauthorized")
+                throw SocketIOConnectError("unauthorized", data: ["hint": "auth.token"])
+            }
+        }
+        // Beyond the contract: any number of namespaces /ns-N on one connection, each echoing.
+        let dynamic = try? io.dynamicNamespace(pattern: "/ns-[0-9]+")
+        dynamic?.onConnection { socket in
+            socket.on("echo") { socket, args, ack in
+                let answer = [JSONValue.string(socket.namespace.name)] + args
+                if let ack { ack.send(arguments: answer) } else { socket.emit("echo", arguments: answer) }
             }
         }
     }

@@ -27,7 +27,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
             engineio-echo: a bare Engine.IO v4 echo at --path (every message goes back as it came), to test or measure the transport layer alone. Every option applies.
 
-            interop: the test contract of the real-client harness (shared/realclients: welcome, echo, ack, rooms, broadcast, server-ack, disconnect-me on /; /chat; /private refusing without auth.token 'letmein') at --path, with pingInterval 1000 ms and pingTimeout 2000 ms unless given, and CORS for any origin unless --cors-origin is given. Every option applies.
+            interop: the test contract of the real-client harness (shared/realclients: welcome, echo, ack, rooms, broadcast, server-ack, disconnect-me on /; /chat; /private refusing without auth.token 'letmein', with data {hint}; plus echoing namespaces /ns-N) at --path, with pingInterval 1000 ms and pingTimeout 2000 ms unless given, and CORS for any origin unless --cors-origin is given. Every option applies.
 
             conformance: what external protocol suites expect: 127.0.0.1 only, a bare Engine.IO echo at /engine.io/ and the demo app at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
 
