@@ -66,6 +66,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 logging,
             ],
+            resources: [.embedInCode("Resources/chat.html")],
             swiftSettings: strictSettings
         ),
         .target(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import EngineIO
 import EngineIOCore
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -23,7 +24,9 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         discussion: """
             Profiles:
 
-            default: a Socket.IO server at --path (default /socket.io/) running the demo app (namespaces / and /custom: 'auth' with the client's auth on connect; on /, 'message' answered with 'message-back' and 'message-with-ack' acked with its arguments), plus a status page at /. Every option applies.
+            default: the chat app: its page at / and its Socket.IO server at --path (default /socket.io/). The page loads the socket.io client from <path>socket.io.min.js when --client-bundle is given, from the official CDN otherwise. Every option applies.
+
+            demo: the demo app of the conformance profile (namespaces / and /custom: 'auth' with the client's auth on connect; on /, 'message' answered with 'message-back' and 'message-with-ack' acked with its arguments) at --path. Every option applies.
 
             engineio-echo: a bare Engine.IO v4 echo at --path (every message goes back as it came), to test or measure the transport layer alone. Every option applies.
 
@@ -40,6 +43,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         case conformance
         case engineioEcho = "engineio-echo"
         case interop
+        case demo
     }
 
     @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -208,7 +212,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             let io = SocketIOServer(configuration: sio)
             DemoApplication.install(on: io)
             return (http, [EngineIOServer(configuration: echo, application: EngineIOEchoApplication()), io.engine])
-        case .default, .engineioEcho, .interop:
+        case .default, .engineioEcho, .interop, .demo:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
             var config = SocketIOConfiguration()
@@ -248,30 +252,42 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             if let bundle = self.clientBundle { try files.addClientBundle(bundle, endpointPath: config.engine.path) }
             if !files.isEmpty { http.files = { [files] head in files.response(for: head) } }
             let io = SocketIOServer(configuration: config)
-            if self.profile == .interop {
+            switch self.profile {
+            case .interop:
                 InteropApplication.install(on: io)
-                return (http, [io.engine])
-            }
-            DemoApplication.install(on: io)
-            let endpointPath = config.engine.path
-            http.fallback = { head in
-                guard EngineIOQuery.path(of: head.uri) == "/" else { return .notFound }
-                let page = """
-                    <!doctype html><meta charset="utf-8"><title>socketio-server</title>
-                    <h1>socketio-server</h1><p>Socket.IO v5 endpoint at <code>\(endpointPath)</code>.</p>
-                    """
-                return HTTPFallbackResponse(
-                    status: .ok,
-                    headers: ["Content-Type": "text/html; charset=UTF-8"],
-                    body: ByteBuffer(string: page)
-                )
+            case .demo:
+                DemoApplication.install(on: io)
+            case .default, .engineioEcho, .conformance:
+                ChatApplication.install(on: io)
+                let clientURL =
+                    self.clientBundle == nil ? Self.clientCDN : config.engine.path + "socket.io.min.js"
+                let page = ByteBuffer(string: Self.chatPage(clientURL: clientURL))
+                http.fallback = { head in
+                    guard EngineIOQuery.path(of: head.uri) == "/" else { return .notFound }
+                    return HTTPFallbackResponse(
+                        status: .ok,
+                        headers: ["Content-Type": "text/html; charset=UTF-8", "Cache-Control": "no-cache"],
+                        body: page
+                    )
+                }
             }
             return (http, [io.engine])
         }
     }
 }
 
-/// The demo application of the default and conformance profiles (CONFORMANCE.md §2).
+extension SocketIOServerCommand {
+    /// Where the chat page loads the socket.io client from when the server has no bundle to serve.
+    static let clientCDN = "https://cdn.socket.io/4.8.1/socket.io.min.js"
+
+    /// The chat page (Resources/chat.html, embedded at build time) with its client script URL.
+    static func chatPage(clientURL: String) -> String {
+        String(decoding: PackageResources.chat_html, as: UTF8.self)
+            .replacingOccurrences(of: "__SOCKET_IO_CLIENT__", with: clientURL)
+    }
+}
+
+/// The demo application of the demo and conformance profiles (CONFORMANCE.md §2).
 enum DemoApplication {
     static func install(on io: SocketIOServer) {
         for namespace in [io.sockets, io.of("/custom")] {

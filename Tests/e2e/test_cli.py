@@ -44,7 +44,7 @@ def test_default_profile_options(start_server):
         assert '"pingInterval":1234' in opened and '"maxPayload":5000' in opened and '"upgrades":[]' in opened
         ws.close()
         page = await rawclient.http(server.port, "GET", "/")
-        assert page.status == 200 and "socketio-server" in page.text
+        assert page.status == 200 and "socketio-server" in page.text and "Pick a nickname" in page.text
         head = await rawclient.http(server.port, "HEAD", "/")
         assert head.status == 200 and head.body == b"" and int(head.header("content-length")) > 0
 
@@ -67,7 +67,7 @@ def test_cookie_and_cors_on_polling(start_server):
 
 def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
     for sig in (signal.SIGTERM, signal.SIGINT):
-        server = start_server("--host", "127.0.0.1", "--log-level", "trace")
+        server = start_server("--profile", "demo", "--host", "127.0.0.1", "--log-level", "trace")
 
         async def main():
             info = await rawclient.polling_handshake(server.port, "/socket.io/")
