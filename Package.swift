@@ -71,7 +71,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: [nioCore, logging],
+            dependencies: ["EngineIO", nioCore, .product(name: "NIOHTTP1", package: "swift-nio"), logging],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),

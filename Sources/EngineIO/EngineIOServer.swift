@@ -38,6 +38,14 @@ public final class EngineIOServer: Sendable {
         self.table.withLockedValue { $0.sessions[sid] }
     }
 
+    /// Runs the `allowRequest` hook (if any) for a handshake.
+    func allowRequest(_ request: EngineIORequestInfo, on loop: any EventLoop) -> EventLoopFuture<Bool> {
+        guard let hook = self.configuration.allowRequest else { return loop.makeSucceededFuture(true) }
+        let promise = loop.makePromise(of: Bool.self)
+        promise.completeWithTask { await hook(request) }
+        return promise.futureResult
+    }
+
     /// Whether a new session may open now (the `maxSessions` limit).
     var hasCapacity: Bool { self.sessionCount < self.configuration.maxSessions }
 

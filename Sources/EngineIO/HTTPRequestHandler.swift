@@ -1,5 +1,4 @@
 import EngineIOCore
-import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -223,18 +222,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
         switch route {
-        case .file(let response):
-            self.respond(
-                context: context,
-                head: head,
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
-                cors: nil,
-                close: false
-            )
         case .fallback:
-            let response = self.settings.fallback(head)
+            self.answer(context: context, head: head, route: .file(self.settings.fallback(head)))
+        case .file(let response):
             self.respond(
                 context: context,
                 head: head,
@@ -292,26 +282,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 close: false
             )
         }
-        let request = EngineIORequestInfo(
-            method: head.method,
-            uri: head.uri,
-            query: EngineIOQuery(uri: head.uri),
-            headers: head.headers,
-            remoteAddress: context.channel.remoteAddress,
-            isSecure: self.settings.isSecure,
-            issuedAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000),
-            transport: .polling
+        let request = HTTPServer.requestInfo(
+            head: head,
+            channel: context.channel,
+            transport: .polling,
+            isSecure: self.settings.isSecure
         )
         let loop = context.eventLoop
-        let allowed: EventLoopFuture<Bool>
-        if let hook = server.configuration.allowRequest {
-            let promise = loop.makePromise(of: Bool.self)
-            promise.completeWithTask { await hook(request) }
-            allowed = promise.futureResult
-        } else {
-            allowed = loop.makeSucceededFuture(true)
-        }
-        allowed.assumeIsolated().whenSuccess { ok in
+        server.allowRequest(request, on: loop).assumeIsolated().whenSuccess { ok in
             guard let context = self.context else { return }
             guard ok else {
                 return self.respondError(context: context, head: head, server: server, error: .forbidden, close: false)

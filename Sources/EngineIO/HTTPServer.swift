@@ -242,12 +242,9 @@ public final class HTTPServer: Sendable {
                 refusal.setSessionID(id)
                 headers.add(name: "Set-Cookie", value: cookie.header(sid: id))
             }
-            guard let hook = server.configuration.allowRequest else { return loop.makeSucceededFuture(headers) }
             let accepted = headers
             let request = Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: false)
-            let promise = loop.makePromise(of: Bool.self)
-            promise.completeWithTask { await hook(request) }
-            return promise.futureResult.map { ok in
+            return server.allowRequest(request, on: loop).map { ok in
                 if ok { return accepted }
                 refusal.set(.forbidden)
                 return nil

@@ -41,47 +41,13 @@ final class RecordingApplication: EngineIOApplication {
     var snapshot: [Event] { self.events.withLockedValue { $0 } }
 }
 
-/// Runs an `HTTPServer` on 127.0.0.1 with a free port for the duration of `body`, then cancels it
-/// and waits (bounded) for its graceful shutdown.
+/// Runs an `HTTPServer` on 127.0.0.1 with a free port for the duration of `body`.
 func withServer(
     _ endpoints: [EngineIOServer],
     configure: (inout HTTPServer.Configuration) -> Void = { _ in },
     _ body: @Sendable (Int) async throws -> Void
 ) async throws {
-    var config = HTTPServer.Configuration()
-    config.host = "127.0.0.1"
-    config.port = 0
-    config.shutdownTimeout = .seconds(2)
-    configure(&config)
-    let server = HTTPServer(configuration: config, endpoints: endpoints)
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let task = Task {
-        try await server.run { address in
-            continuation.yield(address.port ?? 0)
-            continuation.finish()
-        }
-    }
-    var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next() else {
-        task.cancel()
-        throw RawHTTP.Failure(description: "server did not start")
-    }
-    do {
-        try await body(port)
-    } catch {
-        task.cancel()
-        _ = try? await task.value
-        throw error
-    }
-    task.cancel()
-    try await task.value
-}
-
-/// Runs blocking socket I/O off the cooperative pool.
-func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-    }
+    try await withHTTPServer(endpoints, configure: configure, body)
 }
 
 func sid(of body: String) -> String? {

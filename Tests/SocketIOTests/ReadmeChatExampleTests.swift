@@ -41,39 +41,25 @@ func makeChatServer() -> SocketIOServer {
 @Suite("README chat example", .timeLimit(.minutes(1)))
 struct ReadmeChatExampleTests {
     @Test func chatFlow() async throws {
-        let io = makeChatServer()
-        var http = HTTPServer.Configuration()
-        http.host = "127.0.0.1"
-        http.port = 0
-        let server = HTTPServer(configuration: http, endpoints: [io.engine])
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let task = Task {
-            try await server.run { address in
-                continuation.yield(address.port ?? 0)
-                continuation.finish()
+        try await withHTTPServer([makeChatServer().engine]) { port in
+            try await blocking {
+                let anonymous = try RawSocketIOClient(port: port)
+                #expect(try anonymous.connect() == #"44{"message":"pick a nickname","data":{"field":"name"}}"#)
+                let alice = try RawSocketIOClient(port: port)
+                #expect(try alice.connect(auth: #"{"name":"alice"}"#).hasPrefix("40{"))
+                let bob = try RawSocketIOClient(port: port)
+                #expect(try bob.connect(auth: #"{"name":"bob"}"#).hasPrefix("40{"))
+                try alice.send(#"21["join","lobby"]"#)
+                #expect(try alice.receive() == "31[true]")
+                try bob.send(#"22["join","lobby"]"#)
+                #expect(try bob.receive() == "32[true]")
+                #expect(try alice.receive() == #"2["joined",{"room":"lobby","name":"bob"}]"#)
+                try alice.send(#"2["say","lobby","hi"]"#)
+                #expect(try alice.receive() == #"2["said",{"room":"lobby","name":"alice","text":"hi"}]"#)
+                #expect(try bob.receive() == #"2["said",{"room":"lobby","name":"alice","text":"hi"}]"#)
+                try bob.send("1")
+                #expect(try alice.receive() == #"2["left",{"room":"lobby","name":"bob"}]"#)
             }
         }
-        var iterator = ports.makeAsyncIterator()
-        let port = try #require(await iterator.next())
-        try await blocking {
-            let anonymous = try RawSocketIOClient(port: port)
-            #expect(try anonymous.connect() == #"44{"message":"pick a nickname","data":{"field":"name"}}"#)
-            let alice = try RawSocketIOClient(port: port)
-            #expect(try alice.connect(auth: #"{"name":"alice"}"#).hasPrefix("40{"))
-            let bob = try RawSocketIOClient(port: port)
-            #expect(try bob.connect(auth: #"{"name":"bob"}"#).hasPrefix("40{"))
-            try alice.send(#"21["join","lobby"]"#)
-            #expect(try alice.receive() == "31[true]")
-            try bob.send(#"22["join","lobby"]"#)
-            #expect(try bob.receive() == "32[true]")
-            #expect(try alice.receive() == #"2["joined",{"room":"lobby","name":"bob"}]"#)
-            try alice.send(#"2["say","lobby","hi"]"#)
-            #expect(try alice.receive() == #"2["said",{"room":"lobby","name":"alice","text":"hi"}]"#)
-            #expect(try bob.receive() == #"2["said",{"room":"lobby","name":"alice","text":"hi"}]"#)
-            try bob.send("1")
-            #expect(try alice.receive() == #"2["left",{"room":"lobby","name":"bob"}]"#)
-        }
-        task.cancel()
-        try await task.value
     }
 }

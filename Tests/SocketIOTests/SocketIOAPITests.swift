@@ -128,11 +128,7 @@ struct SocketIOAPITests {
         } setup: { io in
             io.onConnection { socket in sockets.withLockedValue { $0.append(socket) } }
         } _: { _, port in
-            let client = try await blocking { () -> RawSocketIOClient in
-                let client = try RawSocketIOClient(port: port)
-                _ = try client.connect()
-                return client
-            }
+            let client = try await blocking { try connectedClient(port: port) }
             let socket = try #require(await firstSocket(sockets))
             async let answer = socket.emitWithAck("question", "q", timeout: .seconds(5))
             try await blocking {
@@ -169,11 +165,7 @@ struct SocketIOAPITests {
         } setup: { io in
             io.onConnection { socket in sockets.withLockedValue { $0.append(socket) } }
         } _: { _, port in
-            let client = try await blocking { () -> RawSocketIOClient in
-                let client = try RawSocketIOClient(port: port)
-                _ = try client.connect()
-                return client
-            }
+            let client = try await blocking { try connectedClient(port: port) }
             let socket = try #require(await firstSocket(sockets))
             async let first = socket.emitWithAck("a", timeout: .milliseconds(500))
             async let second = socket.emitWithAck("b", timeout: .milliseconds(500))
@@ -349,11 +341,7 @@ struct SocketIOAPITests {
         } setup: { io in
             io.onConnection { socket in socket.onDisconnect { _, reason in seen.record("\(reason)") } }
         } _: { _, port in
-            let client = try await blocking { () -> RawSocketIOClient in
-                let client = try RawSocketIOClient(port: port)
-                _ = try client.connect()
-                return client
-            }
+            let client = try await blocking { try connectedClient(port: port) }
             keep.withLockedValue { $0 = client }  // the connection stays open through the shutdown
         }
         #expect(seen.all == ["server shutting down"])

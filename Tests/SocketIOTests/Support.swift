@@ -38,36 +38,14 @@ func withSocketIO(
     configure(&config)
     let io = SocketIOServer(configuration: config)
     setup(io)
-    var http = HTTPServer.Configuration()
-    http.host = "127.0.0.1"
-    http.port = 0
-    http.shutdownTimeout = .seconds(2)
-    let server = HTTPServer(configuration: http, endpoints: [io.engine])
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let task = Task {
-        try await server.run { address in
-            continuation.yield(address.port ?? 0)
-            continuation.finish()
-        }
-    }
-    var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next() else { throw RawHTTP.Failure(description: "no port") }
-    do {
-        try await body(io, port)
-    } catch {
-        task.cancel()
-        _ = try? await task.value
-        throw error
-    }
-    task.cancel()
-    try await task.value
+    try await withHTTPServer([io.engine]) { port in try await body(io, port) }
 }
 
-/// Runs blocking client code off the cooperative pool.
-func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-    }
+/// A raw client connected to `/`.
+func connectedClient(port: Int, query: String = "") throws -> RawSocketIOClient {
+    let client = try RawSocketIOClient(port: port, query: query)
+    _ = try client.connect()
+    return client
 }
 
 /// Extracts the socket id from a CONNECT answer such as `0{"sid":"abc"}`.
