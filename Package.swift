@@ -26,12 +26,30 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
+        .systemLibrary(
+            name: "CSocketIOZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(name: "CSocketIOShims", dependencies: ["CSocketIOZlib"]),
+        .target(
+            name: "PerMessageDeflate",
+            dependencies: [
+                "CSocketIOZlib",
+                "CSocketIOShims",
+                nioCore,
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(name: "SocketIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(
             name: "EngineIO",
             dependencies: [
                 "EngineIOCore",
+                "PerMessageDeflate",
                 nioCore,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -57,6 +75,7 @@ let package = Package(
         .executableTarget(
             name: "SocketIOServer",
             dependencies: [
+                "PerMessageDeflate",
                 "SocketIO",
                 "SocketIOCore",
                 "EngineIO",
@@ -73,6 +92,17 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["EngineIO", nioCore, .product(name: "NIOHTTP1", package: "swift-nio"), logging],
             path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PerMessageDeflateTests",
+            dependencies: [
+                "PerMessageDeflate",
+                "TestSupport",
+                nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

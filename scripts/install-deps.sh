@@ -33,7 +33,7 @@ command -v swift >/dev/null 2>&1 || { echo "install-deps: the Swift 6 toolchain 
 if [ "$want_test" = 1 ]; then
   cache="${XDG_CACHE_HOME:-$HOME/.cache}/swift-socketio-server"
   venv="$cache/venv"
-  requirements="pytest==8.3.4 python-socketio==5.18.1 python-engineio==4.15.1 requests==2.34.2 websocket-client==1.9.2"
+  requirements="pytest==8.3.4 python-socketio==5.18.1 python-engineio==4.15.1 requests==2.34.2 websocket-client==1.9.2 websockets==13.1"
   stamp="$venv/.requirements"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
     echo "install-deps: creating test venv in $venv" >&2

@@ -62,15 +62,25 @@ public struct EngineIOSocket: Sendable, Hashable {
 
     /// Like ``send(_:attachments:volatile:)``, with the text already in its wire form (`4` first).
     /// The same buffer can go to many receivers: WebSocket frames carry it without a copy.
-    public func send(encodedText: ByteBuffer, attachments: [ByteBuffer], volatile: Bool = false) {
-        self.send(message: .encodedMessage(encodedText), attachments: attachments, volatile: volatile)
+    ///
+    /// - Parameter compress: `false` sends these messages without permessage-deflate.
+    public func send(encodedText: ByteBuffer, attachments: [ByteBuffer], volatile: Bool = false, compress: Bool = true)
+    {
+        self.send(
+            message: .encodedMessage(encodedText),
+            attachments: attachments,
+            volatile: volatile,
+            compress: compress
+        )
     }
 
-    private func send(message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool) {
+    private func send(message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool, compress: Bool = true) {
         if self.eventLoop.inEventLoop {
-            self.session.value.send(message, attachments: attachments, volatile: volatile)
+            self.session.value.send(message, attachments: attachments, volatile: volatile, compress: compress)
         } else {
-            self.eventLoop.execute { self.session.value.send(message, attachments: attachments, volatile: volatile) }
+            self.eventLoop.execute {
+                self.session.value.send(message, attachments: attachments, volatile: volatile, compress: compress)
+            }
         }
     }
 

@@ -2,6 +2,7 @@ public import EngineIOCore
 public import Logging
 public import NIOCore
 public import NIOHTTP1
+public import PerMessageDeflate
 
 /// Options of one Engine.IO endpoint. Every default equals the Node.js reference server's
 /// (engine.io 6.x) unless its comment says why not.
@@ -51,6 +52,17 @@ public struct EngineIOConfiguration: Sendable {
     /// by the kernel (a client that stops reading). Together with ``maxBufferedPackets`` this bounds
     /// the memory a slow consumer can hold. Default 16 MiB. Node has no limit.
     public var maxBufferedBytes: Int = 16 << 20
+
+    /// WebSocket permessage-deflate (RFC 7692). On by default, without context takeover, so an idle
+    /// connection costs no compression memory (see ``PerMessageDeflateConfiguration``). Its
+    /// `maxDecompressedSize` is replaced by ``maxPayload``. Node ships it off because of zlib's
+    /// per-connection memory, which this design does not have.
+    public var perMessageDeflate = PerMessageDeflateConfiguration()
+
+    /// Long-polling responses of at least this many bytes are compressed (gzip or deflate, as the
+    /// request's `Accept-Encoding` allows); `nil` turns HTTP compression off. Default 1 024, Node's
+    /// `httpCompression.threshold`.
+    public var httpCompressionThreshold: Int? = 1024
 
     /// Where session lifecycle messages go: `debug` for sessions opened and closed (with the
     /// reason), `trace` for long-polls held. Default: a logger labelled `engine.io`.

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
+import PerMessageDeflate
 
 /// One Engine.IO session, confined to the event loop chosen at its handshake.
 ///
@@ -24,6 +25,8 @@ final class EngineIOSession {
     private var upgradeTimer: Scheduled<Void>?
     /// The application's per-session state (see ``EngineIOSocket/attachment``).
     var attachment: AnyObject?
+    /// Whether the packets being sent may be compressed (the application's `compress` flag).
+    private var compress = true
     /// A handle for the application. Made on demand: a stored handle would hold the session
     /// strongly from inside itself and keep every closed session alive.
     var handle: EngineIOSocket { EngineIOSocket(session: self) }
@@ -88,14 +91,16 @@ final class EngineIOSession {
                 self.close(reason: .bufferFull)
                 return
             }
-            websocket.send(packet)
+            websocket.send(packet, compress: self.compress)
         case .closeSession(let reason):
             self.close(reason: reason)
         }
     }
 
-    func send(_ message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool) {
+    func send(_ message: EngineIOPacket, attachments: [ByteBuffer], volatile: Bool, compress: Bool = true) {
         if volatile && !self.isWritable { return }
+        self.compress = compress
+        defer { self.compress = true }
         self.send(message)
         for attachment in attachments { self.send(.binaryMessage(attachment)) }
     }
@@ -332,7 +337,11 @@ struct WebSocketConnection: Sendable {
     /// Frames and bytes not yet taken by the kernel.
     var backlog: (packets: Int, bytes: Int) { self.pending.withLockedValue { $0 } }
 
-    func send(_ packet: EngineIOPacket) {
+    func send(_ packet: EngineIOPacket, compress: Bool = true) {
+        if !compress {
+            // Tells the permessage-deflate handler (if any) to send the next frame as is.
+            self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
+        }
         let frame: WebSocketFrame
         switch packet {
         case .binaryMessage(let bytes):

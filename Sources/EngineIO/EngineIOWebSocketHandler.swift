@@ -1,6 +1,7 @@
 import EngineIOCore
 import NIOCore
 import NIOWebSocket
+import PerMessageDeflate
 
 /// Turns WebSocket frames into Engine.IO packets for one session, and enforces RFC 6455 on the way.
 ///
@@ -25,9 +26,11 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         case handshake(EngineIORequestInfo, sessionID: String?)
         /// An upgrade of the polling session with this id.
         case upgrade(sid: String)
+        /// A plain WebSocket echo (no Engine.IO): every message goes back as it came.
+        case echo
     }
 
-    private let server: EngineIOServer
+    private let server: EngineIOServer?
     private let mode: Mode
     private let maxMessageSize: Int
     private var socket: EngineIOSocket?
@@ -36,19 +39,35 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     private var closing = false
     private var closeReason: EngineIOCloseReason = .transportClose
 
-    init(server: EngineIOServer, mode: Mode) {
+    /// Whether a handler before this one (permessage-deflate) already checked and removed the
+    /// client's masking.
+    private let framesUnmasked: Bool
+
+    init(server: EngineIOServer, mode: Mode, framesUnmasked: Bool = false) {
         self.server = server
         self.mode = mode
+        self.framesUnmasked = framesUnmasked
         self.maxMessageSize = server.configuration.maxPayload
+    }
+
+    /// A plain echo handler (the `websocket-echo` profile).
+    init(echoWithMaxMessageSize maxMessageSize: Int, framesUnmasked: Bool) {
+        self.server = nil
+        self.mode = .echo
+        self.framesUnmasked = framesUnmasked
+        self.maxMessageSize = maxMessageSize
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let connection = WebSocketConnection(channel: context.channel)
         self.connection = connection
+        guard let server = self.server else { return }
         switch self.mode {
+        case .echo:
+            break
         case .handshake(let request, let sessionID):
             guard
-                let session = self.server.openSession(
+                let session = server.openSession(
                     request: request,
                     eventLoop: context.eventLoop,
                     websocket: connection,
@@ -62,7 +81,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             }
             self.socket = session.handle
         case .upgrade(let sid):
-            guard let socket = self.server.session(id: sid) else {
+            guard let socket = server.session(id: sid) else {
                 connection.close(code: .normalClosure, closePacket: false)
                 self.closing = true
                 return
@@ -81,7 +100,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
         if self.closing && frame.opcode != .connectionClose { return }
-        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+        guard self.framesUnmasked || frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
             return self.fail(context: context, code: .protocolError, reason: .transportError)
         }
         switch frame.opcode {
@@ -127,6 +146,16 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private func deliver(context: ChannelHandlerContext, opcode: WebSocketOpcode, data: ByteBuffer) {
+        if case .echo = self.mode {
+            if opcode == .text, String(validating: data.readableBytesView, as: UTF8.self) == nil {
+                return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
+            }
+            context.writeAndFlush(
+                self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: data)),
+                promise: nil
+            )
+            return
+        }
         let packet: EngineIOPacket
         if opcode == .binary {
             packet = .binaryMessage(data)
@@ -233,6 +262,15 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         // linger timer or the client's own close ends the connection.
         if self.closing { return }
         // Frame decoding errors from NIO's decoder (RFC 6455 §7.4.1 codes).
+        if let error = error as? PerMessageDeflateError {
+            switch error {
+            case .messageTooLarge: return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+            case .invalidData:
+                return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
+            case .protocolViolation: return self.fail(context: context, code: .protocolError, reason: .transportError)
+            case .zlibFailure: return self.fail(context: context, code: .unexpectedServerError, reason: .transportError)
+            }
+        }
         if let error = error as? NIOWebSocketError {
             switch error {
             case .invalidFrameLength:

@@ -2,6 +2,7 @@ import EngineIOCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import PerMessageDeflate
 
 /// The HTTP side of the server: routes each request to its Engine.IO endpoint (long-polling,
 /// handshakes, errors) or to the fallback, and enforces the request-header timeout.
@@ -354,6 +355,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             EngineIOPayloadEncoder.encode(packets, into: &body)
             var headers = extraHeaders
             headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
+            if let threshold = server.configuration.httpCompressionThreshold, body.readableBytes >= threshold,
+                let coding = HTTPBodyCompressor.preferredCoding(
+                    acceptEncoding: head.headers[canonicalForm: "accept-encoding"].map(String.init)
+                ),
+                let compressed = HTTPBodyCompressor.compress(body, coding: coding)
+            {
+                body = compressed
+                headers.add(name: "Content-Encoding", value: coding.rawValue)
+                headers.add(name: "Vary", value: "Accept-Encoding")
+            }
             self.respond(
                 context: context,
                 head: head,
@@ -517,10 +528,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 extension HTTPRequestHandler: Sendable {}
 
 /// Per-connection notes from the WebSocket upgrader: why it declined a request (for the HTTP
-/// handler's answer), or the session id it announced in the sid cookie of an accepted handshake.
+/// handler's answer), the session id it announced in the sid cookie of an accepted handshake,
+/// and the permessage-deflate parameters it agreed on.
 final class UpgradeRefusal: Sendable {
     private let box = NIOLockedValueBox<EngineIOError?>(nil)
     private let sessionIDBox = NIOLockedValueBox<String?>(nil)
+    private let deflateBox = NIOLockedValueBox<PerMessageDeflateParameters?>(nil)
+
+    func setDeflate(_ parameters: PerMessageDeflateParameters?) { self.deflateBox.withLockedValue { $0 = parameters } }
+
+    func takeDeflate() -> PerMessageDeflateParameters? {
+        self.deflateBox.withLockedValue { value in
+            defer { value = nil }
+            return value
+        }
+    }
 
     func setSessionID(_ id: String) { self.sessionIDBox.withLockedValue { $0 = id } }
 

@@ -5,6 +5,7 @@ public import NIOCore
 public import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+public import PerMessageDeflate
 
 /// An HTTP response for a request outside every Engine.IO endpoint.
 public struct HTTPFallbackResponse: Sendable {
@@ -35,6 +36,19 @@ public struct HTTPFallbackResponse: Sendable {
     )
 }
 
+/// A plain WebSocket echo endpoint (see ``HTTPServer/Configuration/webSocketEcho``).
+public struct WebSocketEchoConfiguration: Sendable {
+    /// The exact path (default `/`).
+    public var path: String = "/"
+    /// The largest message, in bytes (default 64 MiB, enough for Autobahn's 16 MiB cases).
+    public var maxMessageSize: Int = 64 << 20
+    /// permessage-deflate options.
+    public var perMessageDeflate = PerMessageDeflateConfiguration()
+
+    /// Creates the defaults.
+    public init() {}
+}
+
 /// The HTTP/1.1 server that carries one or more Engine.IO endpoints on one port.
 ///
 /// It owns the listening socket and its connections: NIO's HTTP/1.1 codec (keep-alive, pipelining,
@@ -63,6 +77,10 @@ public final class HTTPServer: Sendable {
         public var eventLoopGroup: (any EventLoopGroup)? = nil
         /// The logger for lifecycle messages.
         public var logger = Logger(label: "socketio-server")
+        /// A plain WebSocket echo endpoint (no Engine.IO) at this exact path, built from the same
+        /// WebSocket stack (RFC 6455 checks, permessage-deflate), for checking that layer on its
+        /// own (Autobahn). Default none.
+        public var webSocketEcho: WebSocketEchoConfiguration? = nil
 
         /// Creates a configuration with the defaults.
         public init() {}
@@ -105,7 +123,13 @@ public final class HTTPServer: Sendable {
             fallback: self.configuration.fallback,
             files: self.configuration.files
         )
-        let maxFrameSize = max(self.endpoints.map { $0.configuration.maxPayload }.max() ?? 1 << 20, 126)
+        let maxFrameSize = max(
+            (self.endpoints.map { $0.configuration.maxPayload } + [
+                self.configuration.webSocketEcho?.maxMessageSize ?? 0
+            ])
+            .max() ?? 1 << 20,
+            126
+        )
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -172,7 +196,8 @@ public final class HTTPServer: Sendable {
                         channel: channel,
                         head: head,
                         settings: settings,
-                        sessionID: refusal.takeSessionID()
+                        sessionID: refusal.takeSessionID(),
+                        deflate: refusal.takeDeflate()
                     )
                 }
             }
@@ -219,6 +244,20 @@ public final class HTTPServer: Sendable {
         refusal: UpgradeRefusal
     ) -> EventLoopFuture<HTTPHeaders?> {
         let loop = channel.eventLoop
+        if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
+            var headers = HTTPHeaders()
+            let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
+            if !offers.isEmpty,
+                let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
+                    headerValues: offers,
+                    configuration: echo.perMessageDeflate
+                )
+            {
+                headers.add(name: "Sec-WebSocket-Extensions", value: response)
+                refusal.setDeflate(parameters)
+            }
+            return loop.makeSucceededFuture(headers)
+        }
         guard let (server, kind) = self.route(head) else { return loop.makeSucceededFuture(nil) }
         switch kind {
         case .failure(let error):
@@ -229,13 +268,16 @@ public final class HTTPServer: Sendable {
                 refusal.set(.unknownSid)
                 return loop.makeSucceededFuture(nil)
             }
-            return loop.makeSucceededFuture(HTTPHeaders())
+            var headers = HTTPHeaders()
+            Self.negotiateDeflate(head: head, server: server, headers: &headers, notes: refusal)
+            return loop.makeSucceededFuture(headers)
         case .success(.websocketHandshake):
             guard server.hasCapacity else {
                 refusal.set(.tooManySessions)
                 return loop.makeSucceededFuture(nil)
             }
             var headers = HTTPHeaders()
+            Self.negotiateDeflate(head: head, server: server, headers: &headers, notes: refusal)
             if let cookie = server.configuration.cookie {
                 // The id is chosen now so that the 101 response can carry the sid cookie.
                 let id = server.configuration.sessionIDGenerator()
@@ -255,12 +297,49 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// RFC 7692 negotiation for an accepted upgrade: the response header, and the parameters
+    /// for the pipeline.
+    static func negotiateDeflate(
+        head: HTTPRequestHead,
+        server: EngineIOServer,
+        headers: inout HTTPHeaders,
+        notes: UpgradeRefusal
+    ) {
+        let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
+        guard !offers.isEmpty,
+            let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
+                headerValues: offers,
+                configuration: server.configuration.perMessageDeflate
+            )
+        else { return }
+        headers.add(name: "Sec-WebSocket-Extensions", value: response)
+        notes.setDeflate(parameters)
+        server.configuration.logger.debug(
+            "permessage-deflate negotiated",
+            metadata: ["offer": "\(offers.joined(separator: ", "))", "response": "\(response)"]
+        )
+    }
+
     private func installWebSocket(
         channel: any Channel,
         head: HTTPRequestHead,
         settings: Settings,
-        sessionID: String?
+        sessionID: String?,
+        deflate: PerMessageDeflateParameters?
     ) throws {
+        if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
+            if let deflate {
+                var configuration = echo.perMessageDeflate
+                configuration.maxDecompressedSize = echo.maxMessageSize
+                try channel.pipeline.syncOperations.addHandler(
+                    PerMessageDeflateHandler(parameters: deflate, configuration: configuration)
+                )
+            }
+            try channel.pipeline.syncOperations.addHandler(
+                EngineIOWebSocketHandler(echoWithMaxMessageSize: echo.maxMessageSize, framesUnmasked: deflate != nil)
+            )
+            return
+        }
         guard let (server, routed) = self.route(head), case .success(let kind) = routed else {
             throw ChannelError.inappropriateOperationForState
         }
@@ -276,7 +355,16 @@ public final class HTTPServer: Sendable {
         case .pollingHandshake, .poll, .post:
             throw ChannelError.inappropriateOperationForState
         }
-        try channel.pipeline.syncOperations.addHandler(EngineIOWebSocketHandler(server: server, mode: mode))
+        if let deflate {
+            var configuration = server.configuration.perMessageDeflate
+            configuration.maxDecompressedSize = server.configuration.maxPayload
+            try channel.pipeline.syncOperations.addHandler(
+                PerMessageDeflateHandler(parameters: deflate, configuration: configuration)
+            )
+        }
+        try channel.pipeline.syncOperations.addHandler(
+            EngineIOWebSocketHandler(server: server, mode: mode, framesUnmasked: deflate != nil)
+        )
     }
 
     static func requestInfo(

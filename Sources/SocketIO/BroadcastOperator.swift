@@ -187,7 +187,7 @@ enum BroadcastAckCollector {
                 let registered = socket.registerAck(id: id, timeout: nil) { result in
                     collector.record(socket.id, result)
                 }
-                if registered { socket.send(encoded, volatile: options.volatile) }
+                if registered { socket.send(encoded, volatile: options.volatile, compress: options.compress) }
             }
             // Once every receiver answered (or left), the timer has nothing left to do.
             if collector.state.withLockedValue({ $0.continuation == nil }) { timer.cancel() }

@@ -113,7 +113,7 @@ public final class InMemoryAdapter: SocketIOAdapter {
         let receivers = self.select(options)
         guard !receivers.isEmpty else { return }
         let encoded = OutgoingPacket(packet)
-        for socket in receivers { socket.send(encoded, volatile: options.volatile) }
+        for socket in receivers { socket.send(encoded, volatile: options.volatile, compress: options.compress) }
     }
 
     /// Encodes once with one ack id for all receivers, and collects the answers.

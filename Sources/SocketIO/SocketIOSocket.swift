@@ -234,15 +234,32 @@ public final class SocketIOSocket: Sendable {
     }
 
     /// Hands an encoded packet to the connection.
-    func send(_ packet: OutgoingPacket, volatile: Bool) {
+    func send(_ packet: OutgoingPacket, volatile: Bool, compress: Bool = true) {
         let listeners = self.state.withLockedValue { $0.connected ? $0.anyOutgoing : nil }
         guard let listeners else { return }
         if !listeners.isEmpty, let name = packet.packet.eventName {
             let args = packet.packet.arguments
             for listener in listeners { listener(self, name, args) }
         }
-        self.engine.send(encodedText: packet.frame, attachments: packet.attachments, volatile: volatile)
+        self.engine.send(
+            encodedText: packet.frame,
+            attachments: packet.attachments,
+            volatile: volatile,
+            compress: compress
+        )
     }
+
+    // MARK: Flags
+
+    /// Emits with the `compress` flag: `false` sends without permessage-deflate (Node's
+    /// `socket.compress(false).emit(…)`).
+    public func compress(_ compress: Bool) -> SocketIOSocketEmitter {
+        SocketIOSocketEmitter(socket: self, volatile: false, compress: compress)
+    }
+
+    /// Emits that are dropped when the client cannot take them right now (Node's
+    /// `socket.volatile.emit(…)`).
+    public var volatile: SocketIOSocketEmitter { SocketIOSocketEmitter(socket: self, volatile: true, compress: true) }
 
     // MARK: Rooms and broadcasts
 
@@ -381,5 +398,31 @@ public final class SocketIOUserData: Sendable {
     public subscript(key: String) -> (any Sendable)? {
         get { self.values.withLockedValue { $0[key] } }
         set { self.values.withLockedValue { $0[key] = newValue } }
+    }
+}
+
+/// An emit to one socket with flags (see ``SocketIOSocket/compress(_:)`` and
+/// ``SocketIOSocket/volatile``).
+public struct SocketIOSocketEmitter: Sendable {
+    let socket: SocketIOSocket
+    let volatile: Bool
+    let compress: Bool
+
+    /// Adds the `compress` flag.
+    public func compress(_ compress: Bool) -> Self {
+        Self(socket: self.socket, volatile: self.volatile, compress: compress)
+    }
+
+    /// Adds the `volatile` flag.
+    public var volatileFlag: Self { Self(socket: self.socket, volatile: true, compress: self.compress) }
+
+    /// Sends the event with the flags.
+    public func emit(_ event: String, _ args: JSONValue...) {
+        let packet = SocketIOPacket(
+            kind: .event,
+            namespace: self.socket.namespace.name,
+            payload: .array([.string(event)] + args)
+        )
+        self.socket.send(OutgoingPacket(packet), volatile: self.volatile, compress: self.compress)
     }
 }

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import PerMessageDeflate
 import SocketIO
 import SocketIOCore
 
@@ -32,6 +33,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
             interop: the test contract of the real-client harness (shared/realclients: welcome, echo, ack, rooms, broadcast, server-ack, disconnect-me on /; /chat; /private refusing without auth.token 'letmein', with data {hint}; plus echoing namespaces /ns-N) at --path, with pingInterval 1000 ms and pingTimeout 2000 ms unless given, and CORS for any origin unless --cors-origin is given. Every option applies.
 
+            websocket-echo: a plain WebSocket echo at ws://HOST:PORT/ (no Engine.IO), built from the same WebSocket stack (RFC 6455 checks, permessage-deflate), for WebSocket conformance suites such as Autobahn. Messages up to --max-payload if given, else 64 MiB. --no-deflate turns compression off.
+
             conformance: what external protocol suites expect: 127.0.0.1 only, a bare Engine.IO echo at /engine.io/ and the demo app at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
 
             The server stops gracefully on SIGTERM or SIGINT: it stops accepting, closes every session with a close packet (pending long-polls are answered), then exits.
@@ -44,6 +47,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         case engineioEcho = "engineio-echo"
         case interop
         case demo
+        case websocketEcho = "websocket-echo"
     }
 
     @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -83,9 +87,13 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("max-payload"),
-        help: "Largest message or POST body in bytes (maxHttpBufferSize); larger gets 413 / close 1009."
+        help:
+            "Largest message or POST body in bytes (maxHttpBufferSize, default 1000000); larger gets 413 / close 1009."
     )
-    var maxPayload: Int = 1_000_000
+    var maxPayloadOption: Int?
+
+    var maxPayload: Int { self.maxPayloadOption ?? 1_000_000 }
+    var maxPayloadGiven: Bool { self.maxPayloadOption != nil }
 
     @Option(help: "Enabled transports, comma-separated: polling,websocket.")
     var transports: String = "polling,websocket"
@@ -134,6 +142,18 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         help: "Serve this socket.io client bundle at <path>socket.io.min.js (like Node's serveClient)."
     )
     var clientBundle: String?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Accept WebSocket permessage-deflate (RFC 7692), without context takeover (on by default)."
+    )
+    var deflate = true
+
+    @Option(
+        name: .customLong("deflate-threshold"),
+        help: "Smallest message, in bytes, that is compressed (default 1024)."
+    )
+    var deflateThreshold: Int = 1024
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -212,6 +232,13 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             let io = SocketIOServer(configuration: sio)
             DemoApplication.install(on: io)
             return (http, [EngineIOServer(configuration: echo, application: EngineIOEchoApplication()), io.engine])
+        case .websocketEcho:
+            http.host = self.host
+            var echo = WebSocketEchoConfiguration()
+            if self.maxPayloadGiven { echo.maxMessageSize = self.maxPayload }
+            echo.perMessageDeflate.enabled = self.deflate
+            http.webSocketEcho = echo
+            return (http, [])
         case .default, .engineioEcho, .interop, .demo:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
@@ -232,6 +259,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             config.engine.allowUpgrades = self.allowUpgrades
             config.engine.maxSessions = self.maxSessions
             config.engine.maxBufferedPackets = self.maxBufferedPackets
+            config.engine.perMessageDeflate.enabled = self.deflate
+            config.engine.perMessageDeflate.threshold = self.deflateThreshold
             if self.cookie { config.engine.cookie = CookieConfiguration() }
             if !self.corsOrigins.isEmpty {
                 config.engine.cors = CORSConfiguration(
@@ -257,7 +286,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
                 InteropApplication.install(on: io)
             case .demo:
                 DemoApplication.install(on: io)
-            case .default, .engineioEcho, .conformance:
+            case .default, .engineioEcho, .conformance, .websocketEcho:
                 ChatApplication.install(on: io)
                 let clientURL =
                     self.clientBundle == nil ? Self.clientCDN : config.engine.path + "socket.io.min.js"

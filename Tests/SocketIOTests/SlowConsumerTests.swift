@@ -56,6 +56,34 @@ struct SlowConsumerTests {
         #expect(growth < 48 * 1024, "RSS grew by \(growth) KiB")
     }
 
+    @Test func compressFlagReachesTheWire() async throws {
+        let big = JSONValue.string(String(repeating: "compressible ", count: 200))
+        try await withSocketIO { _ in
+        } setup: { io in
+            io.onConnection { socket in
+                socket.emit("a", big)
+                socket.compress(false).emit("b", big)
+                socket.namespace.broadcast.compress(false).emit("c", big)
+                socket.namespace.broadcast.emit("d", big)
+            }
+        } _: { _, port in
+            try await blocking {
+                let client = try RawSocketIOClient(
+                    port: port,
+                    headers: [("Sec-WebSocket-Extensions", "permessage-deflate")]
+                )
+                try client.ws.send("40")
+                _ = try client.ws.receiveText()  // the CONNECT answer (small: uncompressed)
+                var flags: [Bool] = []
+                for _ in 0..<4 {
+                    _ = try client.ws.receive()
+                    flags.append(client.ws.lastRSV1)
+                }
+                #expect(flags == [true, false, false, true])
+            }
+        }
+    }
+
     @Test func volatilePacketsAreDroppedWhenTheClientCannotTakeThem() async throws {
         try await withSocketIO { _ in
         } setup: { _ in

@@ -12,6 +12,8 @@ import Darwin
 public final class RawWebSocket: @unchecked Sendable {
     private let fd: Int32
     private var buffer: [UInt8] = []
+    /// Whether the last data frame received had RSV1 set (permessage-deflate compressed it).
+    public private(set) var lastRSV1 = false
 
     /// A received message.
     public enum Message: Equatable, Sendable {
@@ -112,6 +114,7 @@ public final class RawWebSocket: @unchecked Sendable {
         while true {
             while self.buffer.count < 2 { guard try self.fill() else { return .eof } }
             let opcode = self.buffer[0] & 0x0F
+            let rsv1 = self.buffer[0] & 0x40 != 0
             var length = Int(self.buffer[1] & 0x7F)
             var offset = 2
             if length == 126 {
@@ -126,6 +129,7 @@ public final class RawWebSocket: @unchecked Sendable {
             while self.buffer.count < offset + length { guard try self.fill() else { return .eof } }
             let payload = Array(self.buffer[offset..<offset + length])
             self.buffer.removeFirst(offset + length)
+            if opcode == 1 || opcode == 2 { self.lastRSV1 = rsv1 }
             switch opcode {
             case 1:
                 let text = String(decoding: payload, as: UTF8.self)
@@ -161,8 +165,8 @@ public final class RawSocketIOClient: @unchecked Sendable {
     public let engineID: String
 
     /// Opens a WebSocket session at `/socket.io/`.
-    public init(port: Int, path: String = "/socket.io/", query: String = "") throws {
-        self.ws = try RawWebSocket(port: port, path: "\(path)?EIO=4&transport=websocket\(query)")
+    public init(port: Int, path: String = "/socket.io/", query: String = "", headers: [(String, String)] = []) throws {
+        self.ws = try RawWebSocket(port: port, path: "\(path)?EIO=4&transport=websocket\(query)", headers: headers)
         let open = try self.ws.receiveText()
         guard open.hasPrefix("0{"), let sid = open.split(separator: "\"").dropFirst(3).first else {
             throw RawHTTP.Failure(description: "no open packet: \(open)")

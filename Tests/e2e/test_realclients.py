@@ -33,7 +33,7 @@ def bundle():
 @pytest.fixture(scope="session")
 def interop(bundle):
     server = Server(["--profile", "interop", "--host", "127.0.0.1", "--static", RC,
-                     "--client-bundle", bundle]).start()
+                     "--client-bundle", bundle, "--log-level", "debug"]).start()
     yield server
     assert server.alive(), "".join(server.stderr_lines[-40:])
     server.stop()
@@ -65,10 +65,15 @@ def test_node_client_suite(interop, bundle, mode):
     else:
         cmd = ["node", "node-run.js", "--bundle", bundle, "--server", url(interop), *NODE_MODES[mode]]
         env = node_env()
+    seen = len(interop.stderr_lines)
     out = subprocess.run(cmd, cwd=RC, env=env, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert result["ok"] and result["passed"] == 13 and result["failed"] == 0, result
+    if mode != "polling":
+        # The client's WebSocket offered permessage-deflate and the server accepted (the suite's
+        # 200 KB "large" check then travels compressed).
+        assert any("permessage-deflate negotiated" in l for l in interop.stderr_lines[seen:]), mode
 
 
 BROWSER_MODES = {
@@ -94,10 +99,13 @@ def run_browser(args, name):
 
 @pytest.mark.parametrize("mode", list(BROWSER_MODES))
 def test_chromium_cross_origin(interop, bundle, mode):
+    seen = len(interop.stderr_lines)
     data = run_browser(["--serve", RC, "--serve", os.path.dirname(bundle), "suite.html",
                         "--param", f"server={url(interop)}", *BROWSER_MODES[mode]], f"chromium-{mode}")
     assert [c["name"] for c in data["checks"] if not c["ok"]] == []
     assert len(data["checks"]) == 13
+    if mode != "polling":
+        assert any("permessage-deflate negotiated" in l for l in interop.stderr_lines[seen:]), mode
 
 
 def test_chromium_same_origin(interop):

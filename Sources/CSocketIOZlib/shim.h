@@ -1,0 +1,2 @@
+// The system zlib (Debian: zlib1g-dev), nothing else.
+#include <zlib.h>
