@@ -176,12 +176,8 @@ public struct OutgoingPacket: Sendable {
 
     /// Encodes `packet`.
     public init(_ packet: SocketIOPacket) {
-        var encoded = packet.encode()
-        var frame = ByteBuffer()
-        frame.reserveCapacity(encoded.text.readableBytes + 1)
-        frame.writeInteger(UInt8(ascii: "4"))
-        frame.writeBuffer(&encoded.text)
-        self.frame = frame
+        let encoded = packet.encode(prefix: UInt8(ascii: "4"))
+        self.frame = encoded.text
         self.attachments = encoded.attachments
         self.packet = packet
     }

@@ -209,9 +209,10 @@ extension SocketIOPacket {
     /// Encodes the packet. Binary values in the payload are replaced by placeholders numbered
     /// depth-first, left to right; event and ack packets with binary become binary packets.
     ///
+    /// - Parameter prefix: a byte to write before the packet (the Engine.IO message type `4`, so
+    ///   that the result is a ready WebSocket frame payload), or `nil`.
     /// - Returns: the text and the attachments.
-    public func encode() -> Encoded {
-        var attachments: [ByteBuffer] = []
+    public func encode(prefix: UInt8? = nil) -> Encoded {
         var kind = self.kind
         let hasBinary = self.payload?.containsBinary ?? false
         if hasBinary {
@@ -222,26 +223,35 @@ extension SocketIOPacket {
             if kind == .binaryAck { kind = .ack }
         }
         var text = ByteBuffer()
+        if let prefix { text.writeInteger(prefix) }
         text.writeInteger(UInt8(ascii: "0") + kind.rawValue)
+        guard hasBinary, let payload = self.payload else {
+            // No attachments: the JSON goes straight after the header, with no intermediate copy.
+            self.writeNamespaceAndID(into: &text)
+            self.payload?.write(into: &text)
+            return Encoded(text: text, attachments: [])
+        }
+        // The attachment count precedes the JSON, so the JSON is written first, aside.
+        var attachments: [ByteBuffer] = []
         var body = ByteBuffer()
-        if let payload = self.payload {
-            payload.write(into: &body) { bytes, out in
-                out.writeStaticString("{\"_placeholder\":true,\"num\":")
-                out.writeString(String(attachments.count))
-                out.writeInteger(UInt8(ascii: "}"))
-                attachments.append(bytes)
-            }
+        payload.write(into: &body) { bytes, out in
+            out.writeStaticString("{\"_placeholder\":true,\"num\":")
+            out.writeString(String(attachments.count))
+            out.writeInteger(UInt8(ascii: "}"))
+            attachments.append(bytes)
         }
-        if kind == .binaryEvent || kind == .binaryAck {
-            text.writeString(String(attachments.count))
-            text.writeInteger(UInt8(ascii: "-"))
-        }
+        text.writeString(String(attachments.count))
+        text.writeInteger(UInt8(ascii: "-"))
+        self.writeNamespaceAndID(into: &text)
+        text.writeBuffer(&body)
+        return Encoded(text: text, attachments: attachments)
+    }
+
+    private func writeNamespaceAndID(into text: inout ByteBuffer) {
         if self.namespace != "/" {
             text.writeString(self.namespace)
             text.writeInteger(UInt8(ascii: ","))
         }
         if let ackID = self.ackID { text.writeString(String(ackID)) }
-        text.writeBuffer(&body)
-        return Encoded(text: text, attachments: attachments)
     }
 }
