@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import NIOCore
 import NIOFoundationCompat
 public import SocketIOCore
@@ -25,5 +25,21 @@ extension JSONValue {
             out.writeString("\"" + Data(bytes.readableBytesView).base64EncodedString() + "\"")
         }
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    }
+}
+
+extension JSONValue {
+    /// A binary argument from Foundation `Data` (sent as an attachment).
+    ///
+    /// - Parameter data: the bytes.
+    /// - Returns: the binary value.
+    public static func data(_ data: Data) -> JSONValue {
+        .binary(ByteBuffer(data: data))
+    }
+
+    /// The bytes as Foundation `Data`, if this is binary.
+    public var dataValue: Data? {
+        guard case .binary(let bytes) = self else { return nil }
+        return Data(bytes.readableBytesView)
     }
 }

@@ -209,6 +209,25 @@ struct ServerAPITests {
         }
     }
 
+    @Test func anUpgradeThatNeverCompletesIsAbandonedAfterTheUpgradeTimeout() async throws {
+        let server = endpoint { $0.upgradeTimeout = .milliseconds(200) }
+        try await withServer([server]) { port in
+            try await blocking {
+                let r = try RawHTTP.request(port: port, "GET", handshakePath)
+                let id = try #require(sid(of: r.body))
+                // The WebSocket never sends the probe: the server closes it after 200 ms.
+                let ws = try RawWebSocket(port: port, path: "/engine.io/?EIO=4&transport=websocket&sid=\(id)")
+                let started = Date()
+                #expect(try ws.receive(answerPings: false) == .close(1000))
+                #expect(Date().timeIntervalSince(started) < 2)
+                // The session carries on over polling.
+                let path = "/engine.io/?EIO=4&transport=polling&sid=\(id)"
+                #expect(try RawHTTP.request(port: port, "POST", path, body: "4still").body == "ok")
+                #expect(try RawHTTP.request(port: port, "GET", path).body == "4still")
+            }
+        }
+    }
+
     @Test func shutdownAnswersPendingPollsWithClose() async throws {
         let events = LogEvents()
         let server = endpoint { $0.logger = events.logger }

@@ -227,9 +227,10 @@ struct SocketIOAPITests {
         } setup: { io in
             io.onConnection { socket in
                 socket.on("upload") { socket, args, ack in
+                    #expect(args[0].dataValue == Data([1, 2, 3]))
                     let bytes = args[0].binaryValue!
                     ack?(.number(JSONNumber(bytes.readableBytes)), .binary(bytes))
-                    socket.emit("file", ["name": "f", "data": .binary(ByteBuffer(bytes: [9, 8]))])
+                    socket.emit("file", ["name": "f", "data": .data(Data([9, 8]))])
                 }
             }
         } _: { _, port in
