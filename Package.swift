@@ -31,7 +31,26 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
-        .target(name: "CSocketIOShims", dependencies: ["CSocketIOZlib"]),
+        .systemLibrary(
+            name: "CSocketIOOpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .target(
+            name: "CSocketIOShims",
+            dependencies: ["CSocketIOZlib", "CSocketIOOpenSSL"],
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        .target(
+            name: "OpenSSLTLS",
+            dependencies: [
+                "CSocketIOOpenSSL",
+                "CSocketIOShims",
+                nioCore,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "PerMessageDeflate",
             dependencies: [
@@ -75,6 +94,7 @@ let package = Package(
         .executableTarget(
             name: "SocketIOServer",
             dependencies: [
+                "OpenSSLTLS",
                 "PerMessageDeflate",
                 "SocketIO",
                 "SocketIOCore",

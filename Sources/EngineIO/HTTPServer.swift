@@ -77,6 +77,12 @@ public final class HTTPServer: Sendable {
         public var eventLoopGroup: (any EventLoopGroup)? = nil
         /// The logger for lifecycle messages.
         public var logger = Logger(label: "socketio-server")
+        /// Called first for every accepted connection, before the HTTP handlers: the place for a
+        /// TLS handler. Default none.
+        public var connectionPrologue: (@Sendable (any Channel) throws -> Void)? = nil
+        /// Whether connections are secure (TLS); reported in `EngineIORequestInfo.isSecure`.
+        /// Default `false`.
+        public var isSecure: Bool = false
         /// A plain WebSocket echo endpoint (no Engine.IO) at this exact path, built from the same
         /// WebSocket stack (RFC 6455 checks, permessage-deflate), for checking that layer on its
         /// own (Autobahn). Default none.
@@ -119,7 +125,7 @@ public final class HTTPServer: Sendable {
         let group = self.configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         let settings = Settings(
             requestHeaderTimeout: self.configuration.requestHeaderTimeout,
-            isSecure: false,
+            isSecure: self.configuration.isSecure,
             fallback: self.configuration.fallback,
             files: self.configuration.files
         )
@@ -183,6 +189,7 @@ public final class HTTPServer: Sendable {
         channel.closeFuture.whenComplete { _ in
             _ = self.connections.withLockedValue { $0.removeValue(forKey: id) }
         }
+        try self.configuration.connectionPrologue?(channel)
         let refusal = UpgradeRefusal()
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrameSize,
@@ -285,7 +292,12 @@ public final class HTTPServer: Sendable {
                 headers.add(name: "Set-Cookie", value: cookie.header(sid: id))
             }
             let accepted = headers
-            let request = Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: false)
+            let request = Self.requestInfo(
+                head: head,
+                channel: channel,
+                transport: .websocket,
+                isSecure: self.configuration.isSecure
+            )
             return server.allowRequest(request, on: loop).map { ok in
                 if ok { return accepted }
                 refusal.set(.forbidden)

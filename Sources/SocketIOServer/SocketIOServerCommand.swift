@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import OpenSSLTLS
 import PerMessageDeflate
 import SocketIO
 import SocketIOCore
@@ -155,6 +156,33 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     )
     var deflateThreshold: Int = 1024
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve https and wss (with --tls-key).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key (RSA or ECDSA) of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("tls-sni"),
+        help: "Another certificate for one server name (SNI), as NAME:CERT:KEY (repeatable)."
+    )
+    var tlsSNI: [String] = []
+
+    @Option(
+        name: .customLong("tls-client-ca"),
+        help: "PEM CA file: require client certificates it signed (mutual TLS)."
+    )
+    var tlsClientCA: String?
+
+    @Option(
+        name: .customLong("tls-ciphers"),
+        help: "TLS 1.2 cipher list (OpenSSL syntax); TLS 1.3 suites stay the default."
+    )
+    var tlsCiphers: String?
+
+    @Option(name: .customLong("tls-handshake-timeout"), help: "Milliseconds a client has to finish the TLS handshake.")
+    var tlsHandshakeTimeout: Int64 = 10_000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -167,6 +195,12 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0...65535") }
         _ = try self.parsedTransports()
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        guard (self.tlsCertificate == nil) == (self.tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        for entry in self.tlsSNI where entry.split(separator: ":").count != 3 {
+            throw ValidationError("--tls-sni wants NAME:CERT:KEY, got \(entry)")
+        }
     }
 
     func parsedTransports() throws -> Set<EngineIOTransport> {
@@ -188,26 +222,69 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let (http, endpoints) = try self.makeServer(logger: Logger(label: "socketio-server"))
+        let logger = Logger(label: "socketio-server")
+        var (http, endpoints) = try self.makeServer(logger: logger)
+        let tls = try self.makeTLS()
+        if let tls {
+            http.isSecure = true
+            http.connectionPrologue = { channel in
+                try channel.pipeline.syncOperations.addHandler(TLSServerHandler(context: tls.current))
+            }
+            logger.info("TLS enabled", metadata: ["openssl": "\(TLSContext.runtimeVersion)"])
+        }
         let server = HTTPServer(configuration: http, endpoints: endpoints)
+        let (host, port, scheme) = (http.host, http.port, tls == nil ? "http" : "https")
 
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         let task = Task {
             try await server.run { address in
-                let host = address.ipAddress ?? http.host
-                FileHandleStderr.write("socketio-server listening on http://\(host):\(address.port ?? http.port)\n")
+                let bound = address.ipAddress ?? host
+                FileHandleStderr.write("socketio-server listening on \(scheme)://\(bound):\(address.port ?? port)\n")
             }
         }
-        let sources = [SIGTERM, SIGINT].map { sig in
+        var sources = [SIGTERM, SIGINT].map { sig in
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { task.cancel() }
             source.resume()
             return source
         }
+        if let tls {
+            // SIGHUP reloads the certificates: new connections get them, live ones keep theirs.
+            signal(SIGHUP, SIG_IGN)
+            let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            let command = self
+            reload.setEventHandler {
+                do {
+                    if let fresh = try command.makeTLS() { tls.replace(with: fresh.current) }
+                    logger.info("TLS certificates reloaded")
+                } catch {
+                    logger.error("TLS reload failed; keeping the old certificates", metadata: ["error": "\(error)"])
+                }
+            }
+            reload.resume()
+            sources.append(reload)
+        }
         defer { for source in sources { source.cancel() } }
         try await task.value
+    }
+
+    func makeTLS() throws -> TLSContextHolder? {
+        guard let certificate = self.tlsCertificate, let key = self.tlsKey else { return nil }
+        var configuration = TLSConfiguration(certificateChain: certificate, privateKey: key)
+        configuration.namedCertificates = self.tlsSNI.map { entry in
+            let parts = entry.split(separator: ":").map(String.init)
+            return TLSConfiguration.NamedCertificate(
+                serverName: parts[0],
+                certificateChain: parts[1],
+                privateKey: parts[2]
+            )
+        }
+        configuration.clientCertificateAuthorities = self.tlsClientCA
+        if let ciphers = self.tlsCiphers { configuration.ciphers = ciphers }
+        configuration.handshakeTimeout = .milliseconds(self.tlsHandshakeTimeout)
+        return TLSContextHolder(try TLSContext(configuration: configuration))
     }
 
     func makeServer(logger: Logger) throws -> (HTTPServer.Configuration, [EngineIOServer]) {

@@ -31,7 +31,7 @@ class Server:
         def pump():
             for line in self.proc.stderr:
                 self.stderr_lines.append(line)
-                m = re.search(r"listening on http://[^:]+:(\d+)", line)
+                m = re.search(r"listening on https?://[^:]+:(\d+)", line)
                 if m and self.port is None:
                     self.port = int(m.group(1))
                     found.set()
