@@ -126,6 +126,18 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "OpenSSLTLSTests",
+            dependencies: [
+                "OpenSSLTLS",
+                "CSocketIOOpenSSL",
+                "CSocketIOShims",
+                "TestSupport",
+                nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "EngineIOCoreTests",
             dependencies: ["EngineIOCore", "TestSupport", nioCore],
             swiftSettings: strictSettings

@@ -145,6 +145,20 @@ def test_chromium_over_https_same_origin(start_server, certs, bundle):
     assert data["ok"] and all(ch["ok"] for ch in data["checks"]), data
 
 
+def test_chat_app_over_https(start_server, certs, bundle):
+    server = start_server(*tls_args(certs, "--client-bundle", bundle))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    out_json = os.path.join(ARTIFACTS, "chat-https.json")
+    page = f"https://127.0.0.1:{server.port}/?autotest=1&room=secure&name=tess&say=hello%20over%20tls"
+    out = subprocess.run(["python3", os.path.join(RC, "browser-run.py"), page, "--chrome-flag=--ignore-certificate-errors",
+                          "--out", out_json, "--screenshot", os.path.join(ARTIFACTS, "chat-https.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    state = json.load(open(out_json))
+    assert state["ok"] and state["status"] == "connected via websocket", state
+    assert {"from": "tess", "text": "hello over tls", "history": False} in state["messages"]
+
+
 def test_mutual_tls(start_server, certs):
     server = start_server(*tls_args(certs, "--tls-client-ca", c(certs, "ca.pem")))
     body, _, _ = https_get(server.port, "/socket.io/?EIO=4&transport=polling", client_context(certs, client=True))
@@ -167,9 +181,52 @@ def test_startup_errors_are_clear(certs):
         assert message in out.stderr, (message, out.stderr[-500:])
 
 
+def test_partial_records_drip_fed_one_byte_at_a_time(start_server, certs):
+    """A client whose every TLS byte arrives in its own TCP segment: handshake, request and
+    response all work (the server reassembles records from any split)."""
+    server = start_server(*tls_args(certs))
+    ctx = client_context(certs)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def drip():
+        data = outgoing.read()
+        for i in range(len(data)):
+            sock.sendall(data[i:i + 1])
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            drip()
+            chunk = sock.recv(65536)
+            assert chunk, "closed during the handshake"
+            incoming.write(chunk)
+    drip()
+    tls.write(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    drip()
+    answer = b""
+    while b"maxPayload" not in answer:
+        try:
+            answer += tls.read(65536)
+        except ssl.SSLWantReadError:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            incoming.write(chunk)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b'0{"sid":' in answer
+    sock.close()
+
+
 def test_bad_input_leaves_the_server_up(start_server, certs):
     server = start_server(*tls_args(certs, "--tls-handshake-timeout", "500"))
     port = server.port
+    # Warm up, then count memory before the bad input.
+    for _ in range(20):
+        https_get(port, "/socket.io/?EIO=4&transport=polling", client_context(certs))
+    rss_before = server.rss_kib()
     # Plain HTTP on the TLS port: a clear 400.
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -203,10 +260,19 @@ def test_bad_input_leaves_the_server_up(start_server, certs):
     out = s_client(port, "-tls1_2", "-CAfile", c(certs, "ca.pem"), stdin=b"R\n", timeout=10)
     assert "RENEGOTIATING" in out
     assert "Secure Renegotiation IS supported" in out or "renegotiation" in out.lower()
-    # Still serving.
+    # Many more of the same, to see memory stay flat.
+    for i in range(200):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall([b"GET / HTTP/1.1\r\n\r\n", b"\x00garbage", b"\x16\x03\x01\x00\x10" + os.urandom(16)][i % 3])
+            try:
+                s.recv(100)
+            except OSError:
+                pass
+    # Still serving, and memory flat.
     body, _, _ = https_get(port, "/socket.io/?EIO=4&transport=polling", client_context(certs))
     assert '0{"sid":' in body
     assert server.alive()
+    assert server.rss_kib() - rss_before < 8 * 1024, (rss_before, server.rss_kib())
 
 
 def read_response(tls_socket):
