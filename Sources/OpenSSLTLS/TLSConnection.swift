@@ -80,10 +80,10 @@ final class TLSConnection {
         }
     }
 
-    /// Decrypts what is available into `buffer`.
-    func read(into buffer: inout ByteBuffer) -> Read {
+    /// Decrypts what is available into `buffer` (at least `capacity` bytes of room are made).
+    func read(into buffer: inout ByteBuffer, capacity: Int) -> Read {
         var rc: Int32 = 0
-        let written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { out in
+        let written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out in
             rc = SSL_read(self.ssl, out.baseAddress, Int32(out.count))
             return rc > 0 ? Int(rc) : 0
         }

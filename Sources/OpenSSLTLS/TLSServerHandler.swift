@@ -67,7 +67,7 @@ public final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.advanceHandshake(context: context)
         case .open, .closing:
             self.connection?.consume(bytes)
-            self.readPlaintext(context: context)
+            self.readPlaintext(context: context, sizeHint: bytes.readableBytes)
         case .closed:
             break
         }
@@ -107,16 +107,20 @@ public final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandl
             for (plaintext, promise) in writes { self.encrypt(context: context, plaintext, promise: promise) }
             if !writes.isEmpty { context.flush() }
             // Application data may have come with the client's last handshake flight.
-            self.readPlaintext(context: context)
+            self.readPlaintext(context: context, sizeHint: 16 * 1024)
         }
     }
 
-    private func readPlaintext(context: ChannelHandlerContext) {
+    /// Decrypts everything available. Plaintext is never larger than the ciphertext it came in, so
+    /// `sizeHint` (the ciphertext just received) sizes the buffers: no 16 KiB buffer per small
+    /// message.
+    private func readPlaintext(context: ChannelHandlerContext, sizeHint: Int) {
         guard let connection = self.connection else { return }
         var produced = false
+        let capacity = min(max(sizeHint, 256), 16 * 1024)
         while true {
-            var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
-            switch connection.read(into: &buffer) {
+            var buffer = context.channel.allocator.buffer(capacity: capacity)
+            switch connection.read(into: &buffer, capacity: capacity) {
             case .data:
                 produced = true
                 context.fireChannelRead(self.wrapInboundOut(buffer))
