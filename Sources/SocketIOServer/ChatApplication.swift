@@ -6,8 +6,10 @@ import SocketIOCore
 /// The chat app of the default profile (the page is `Resources/chat.html`).
 ///
 /// Protocol, all on namespace `/`:
-/// - connect with `auth: {name}`: 1–32 characters, unique among connected users; refused with
-///   `pick a nickname` or `nickname taken` otherwise.
+/// - connect with `auth: {name}`: 1–32 characters, refused with `pick a nickname` otherwise. A
+///   name is held by one connection at a time: a newer connection with the same name takes it
+///   over and the older socket is disconnected (so a client that reconnects after a network blip
+///   is never locked out while its old session waits for its ping timeout).
 /// - `join` room → ack `{room, members, history}` and `presence {room, members}` to the room.
 /// - `leave` room → ack `true` and `presence` to the room.
 /// - `message {room, text}` → `message {id, room, from, text, ts}` to the room, sender included;
@@ -24,7 +26,9 @@ final class ChatApplication: Sendable {
     static let maxTextLength = 2000
 
     private struct State {
-        var names: Set<String> = []
+        /// Who holds each name: the socket id.
+        var names: [String: String] = [:]
+        var sockets: [String: SocketIOSocket] = [:]
         var members: [String: Set<String>] = [:]
         var history: [String: [JSONValue]] = [:]
         var nextID = 0
@@ -40,9 +44,6 @@ final class ChatApplication: Sendable {
             guard !name.isEmpty, name.count <= 32 else {
                 throw SocketIOConnectError("pick a nickname", data: ["field": "name"])
             }
-            guard chat.state.withLockedValue({ $0.names.insert(name).inserted }) else {
-                throw SocketIOConnectError("nickname taken", data: ["field": "name"])
-            }
             socket.data["name"] = name
         }
         io.onConnection { socket in chat.connected(socket) }
@@ -50,9 +51,17 @@ final class ChatApplication: Sendable {
 
     private func connected(_ socket: SocketIOSocket) {
         let name = socket.data["name"] as? String ?? "?"
+        let previous = self.state.withLockedValue { state -> SocketIOSocket? in
+            let previous = state.names[name].flatMap { state.sockets[$0] }
+            state.names[name] = socket.id
+            state.sockets[socket.id] = socket
+            return previous
+        }
+        // The newer connection takes the name over.
+        previous?.disconnect()
         socket.join("user:" + name)
         socket.on("users") { _, _, ack in
-            let names = self.state.withLockedValue { $0.names.sorted() }
+            let names = self.state.withLockedValue { $0.names.keys.sorted() }
             ack?(.array(names.map { .string($0) }))
         }
         socket.on("join") { socket, args, ack in
@@ -101,7 +110,7 @@ final class ChatApplication: Sendable {
             guard let to = args.first?["to"]?.stringValue, let text = args.first?["text"]?.stringValue, !text.isEmpty,
                 text.count <= Self.maxTextLength
             else { return }
-            guard self.state.withLockedValue({ $0.names.contains(to) }) else {
+            guard self.state.withLockedValue({ $0.names[to] != nil }) else {
                 ack?(["ok": false, "error": "no such user"])
                 return
             }
@@ -117,8 +126,12 @@ final class ChatApplication: Sendable {
                 self.left(room: String(room.dropFirst(5)), name: name, from: socket)
             }
         }
-        socket.onDisconnect { _, _ in
-            _ = self.state.withLockedValue { $0.names.remove(name) }
+        socket.onDisconnect { socket, _ in
+            self.state.withLockedValue { state in
+                state.sockets[socket.id] = nil
+                // Only the current holder releases the name (not a socket it replaced).
+                if state.names[name] == socket.id { state.names[name] = nil }
+            }
         }
     }
 
