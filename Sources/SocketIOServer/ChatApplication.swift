@@ -15,7 +15,8 @@ import SocketIOCore
 /// - `message {room, text}` → `message {id, room, from, text, ts}` to the room, sender included;
 ///   ack with the message. The last ``historyLimit`` messages of each room are kept in memory
 ///   and replayed to whoever joins.
-/// - `typing {room, typing}` → `typing {room, name, typing}` to the rest of the room (volatile).
+/// - `typing {room, typing}` → `typing {room, name, typing}` to the rest of the room. Not volatile:
+///   the page sends only changes (started, stopped), so a dropped one would never be repaired.
 /// - `dm {to, text}` → `dm {from, to, text, ts}` to the recipient and back to the sender; ack
 ///   `{ok}` or `{ok: false, error}`.
 /// - `users` → ack with every connected name.
@@ -101,7 +102,7 @@ final class ChatApplication: Sendable {
         socket.on("typing") { socket, args, _ in
             guard let room = Self.roomName(args.first?["room"]), socket.rooms.contains("room:" + room) else { return }
             let typing = args.first?["typing"]?.boolValue ?? false
-            socket.to("room:" + room).volatile.emit(
+            socket.to("room:" + room).emit(
                 "typing",
                 ["room": .string(room), "name": .string(name), "typing": .bool(typing)]
             )
