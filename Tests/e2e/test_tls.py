@@ -109,7 +109,10 @@ def test_python_socketio_over_https(start_server, certs, transport, monkeypatch)
 
     # python-engineio verifies with requests' CA bundle (REQUESTS_CA_BUNDLE for the test CA).
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", c(certs, "ca.pem"))
-    server = start_server("--profile", "interop", *tls_args(certs))
+    # Node's heartbeat defaults: this test is about TLS, and the interop profile's 1 s / 2 s
+    # heartbeat could close a busy client's session in the middle of an ack.
+    server = start_server("--profile", "interop", "--ping-interval", "25000", "--ping-timeout", "20000",
+                          *tls_args(certs))
     session = requests.Session()
     session.verify = c(certs, "ca.pem")
     client = socketio.Client(reconnection=False, http_session=session, ssl_verify=True)
