@@ -79,11 +79,9 @@ package final class ZlibStream {
         }
     }
 
-    /// Compresses all of `input` and sync-flushes, appending to `output` (RFC 7692 §7.2.1: the
-    /// result ends with `00 00 FF FF`, which the caller strips).
-    package func deflateSync(_ input: ByteBufferView, into output: inout ByteBuffer) throws(PerMessageDeflateError) {
-        precondition(self.kind == .deflate && self.isOpen, "deflateSync on a closed or inflating stream")
-        var failure: Int32 = Z_OK
+    /// Points the stream at `input` for the duration of `body`, and clears the pointer afterwards
+    /// so that the stream never points into a `ByteBuffer` between calls.
+    private func withInput(_ input: ByteBufferView, _ body: () -> Void) {
         input.withUnsafeBytes { raw in
             self.stream.pointee.next_in = UnsafeMutablePointer(mutating: raw.bindMemory(to: UInt8.self).baseAddress)
             self.stream.pointee.avail_in = UInt32(raw.count)
@@ -91,6 +89,16 @@ package final class ZlibStream {
                 self.stream.pointee.next_in = nil
                 self.stream.pointee.avail_in = 0
             }
+            body()
+        }
+    }
+
+    /// Compresses all of `input` and sync-flushes, appending to `output` (RFC 7692 §7.2.1: the
+    /// result ends with `00 00 FF FF`, which the caller strips).
+    package func deflateSync(_ input: ByteBufferView, into output: inout ByteBuffer) throws(PerMessageDeflateError) {
+        precondition(self.kind == .deflate && self.isOpen, "deflateSync on a closed or inflating stream")
+        var failure: Int32 = Z_OK
+        self.withInput(input) {
             while true {
                 let chunk = max(256, Int(self.stream.pointee.avail_in) / 2 + 64)
                 var rc: Int32 = Z_OK
@@ -129,13 +137,7 @@ package final class ZlibStream {
         precondition(self.kind == .inflate && self.isOpen, "inflate on a closed or deflating stream")
         var produced = 0
         var failure: PerMessageDeflateError?
-        input.withUnsafeBytes { raw in
-            self.stream.pointee.next_in = UnsafeMutablePointer(mutating: raw.bindMemory(to: UInt8.self).baseAddress)
-            self.stream.pointee.avail_in = UInt32(raw.count)
-            defer {
-                self.stream.pointee.next_in = nil
-                self.stream.pointee.avail_in = 0
-            }
+        self.withInput(input) {
             while true {
                 let room = min(max(1024, Int(self.stream.pointee.avail_in) * 4), 1 << 20)
                 var rc: Int32 = Z_OK
