@@ -34,6 +34,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
             interop: the test contract of the real-client harness (shared/realclients: welcome, echo, ack, rooms, broadcast, server-ack, disconnect-me on /; /chat; /private refusing without auth.token 'letmein', with data {hint}; plus echoing namespaces /ns-N) at --path, with pingInterval 1000 ms and pingTimeout 2000 ms unless given, and CORS for any origin unless --cors-origin is given. Every option applies.
 
+            bench: the benchmark app on / at --path: 'echo' acknowledged with its arguments, 'join(room)' joins and acknowledges true, 'broadcast(room, payload)' emits 'bcast(payload)' to the room (sender included) and acknowledges true. Every option applies.
+
             websocket-echo: a plain WebSocket echo at ws://HOST:PORT/ (no Engine.IO), built from the same WebSocket stack (RFC 6455 checks, permessage-deflate), for WebSocket conformance suites such as Autobahn. Messages up to --max-payload if given, else 64 MiB. --no-deflate turns compression off.
 
             conformance: what external protocol suites expect: 127.0.0.1 only, a bare Engine.IO echo at /engine.io/ and the demo app at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connect timeout 1000 ms, CORS for any origin. Only --port and --log-level apply.
@@ -49,6 +51,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         case interop
         case demo
         case websocketEcho = "websocket-echo"
+        case bench
     }
 
     @Option(help: "Server profile: \(Profile.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -316,7 +319,7 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             echo.perMessageDeflate.enabled = self.deflate
             http.webSocketEcho = echo
             return (http, [])
-        case .default, .engineioEcho, .interop, .demo:
+        case .default, .engineioEcho, .interop, .demo, .bench:
             http.host = self.host
             http.requestHeaderTimeout = .milliseconds(self.requestHeaderTimeout)
             var config = SocketIOConfiguration()
@@ -363,6 +366,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
                 InteropApplication.install(on: io)
             case .demo:
                 DemoApplication.install(on: io)
+            case .bench:
+                BenchApplication.install(on: io)
             case .default, .engineioEcho, .conformance, .websocketEcho:
                 ChatApplication.install(on: io)
                 let clientURL =

@@ -93,3 +93,31 @@ def test_graceful_shutdown_closes_sessions_with_a_close_packet(start_server):
         started = run(main())
         assert server.proc.wait(10) == 0
         assert time.monotonic() - started < 6
+
+
+def test_bench_profile(start_server):
+    server = start_server("--profile", "bench", "--host", "127.0.0.1")
+
+    async def main():
+        clients = []
+        for _ in range(3):
+            ws = rawclient.WebSocket(server.port)
+            assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
+            assert (await ws.recv()).startswith("0{")
+            ws.send_text("40")
+            assert (await ws.recv()).startswith('40{"sid":')
+            clients.append(ws)
+        a, b, c = clients
+        a.send_text('421["echo",1,"x",{"k":[true]}]')
+        assert await a.recv(skip_pings=True) == '431[1,"x",{"k":[true]}]'
+        for ws in (a, b):
+            ws.send_text('422["join","r"]')
+            assert await ws.recv(skip_pings=True) == "432[true]"
+        a.send_text('423["broadcast","r",{"n":5}]')
+        received = [await a.recv(skip_pings=True), await a.recv(skip_pings=True)]
+        assert sorted(received) == sorted(['42["bcast",{"n":5}]', "433[true]"])
+        assert await b.recv(skip_pings=True) == '42["bcast",{"n":5}]'
+        c.send_text('424["echo"]')
+        assert await c.recv(skip_pings=True) == "434[]", "c is not in the room: its next packet is its own ack"
+
+    run(main())
