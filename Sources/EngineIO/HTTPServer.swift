@@ -253,16 +253,13 @@ public final class HTTPServer: Sendable {
         let loop = channel.eventLoop
         if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
             var headers = HTTPHeaders()
-            let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
-            if !offers.isEmpty,
-                let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
-                    headerValues: offers,
-                    configuration: echo.perMessageDeflate
-                )
-            {
-                headers.add(name: "Sec-WebSocket-Extensions", value: response)
-                refusal.setDeflate(parameters)
-            }
+            Self.negotiateDeflate(
+                head: head,
+                configuration: echo.perMessageDeflate,
+                logger: self.configuration.logger,
+                headers: &headers,
+                notes: refusal
+            )
             return loop.makeSucceededFuture(headers)
         }
         guard let (server, kind) = self.route(head) else { return loop.makeSucceededFuture(nil) }
@@ -276,7 +273,13 @@ public final class HTTPServer: Sendable {
                 return loop.makeSucceededFuture(nil)
             }
             var headers = HTTPHeaders()
-            Self.negotiateDeflate(head: head, server: server, headers: &headers, notes: refusal)
+            Self.negotiateDeflate(
+                head: head,
+                configuration: server.configuration.perMessageDeflate,
+                logger: server.configuration.logger,
+                headers: &headers,
+                notes: refusal
+            )
             return loop.makeSucceededFuture(headers)
         case .success(.websocketHandshake):
             guard server.hasCapacity else {
@@ -284,7 +287,13 @@ public final class HTTPServer: Sendable {
                 return loop.makeSucceededFuture(nil)
             }
             var headers = HTTPHeaders()
-            Self.negotiateDeflate(head: head, server: server, headers: &headers, notes: refusal)
+            Self.negotiateDeflate(
+                head: head,
+                configuration: server.configuration.perMessageDeflate,
+                logger: server.configuration.logger,
+                headers: &headers,
+                notes: refusal
+            )
             if let cookie = server.configuration.cookie {
                 // The id is chosen now so that the 101 response can carry the sid cookie.
                 let id = server.configuration.sessionIDGenerator()
@@ -313,7 +322,8 @@ public final class HTTPServer: Sendable {
     /// for the pipeline.
     static func negotiateDeflate(
         head: HTTPRequestHead,
-        server: EngineIOServer,
+        configuration: PerMessageDeflateConfiguration,
+        logger: Logger,
         headers: inout HTTPHeaders,
         notes: UpgradeRefusal
     ) {
@@ -321,14 +331,30 @@ public final class HTTPServer: Sendable {
         guard !offers.isEmpty,
             let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
                 headerValues: offers,
-                configuration: server.configuration.perMessageDeflate
+                configuration: configuration
             )
         else { return }
         headers.add(name: "Sec-WebSocket-Extensions", value: response)
         notes.setDeflate(parameters)
-        server.configuration.logger.debug(
+        logger.debug(
             "permessage-deflate negotiated",
             metadata: ["offer": "\(offers.joined(separator: ", "))", "response": "\(response)"]
+        )
+    }
+
+    /// Adds the permessage-deflate handler when the handshake agreed on it; inflated messages are
+    /// capped at the endpoint's message size.
+    static func addDeflate(
+        _ parameters: PerMessageDeflateParameters?,
+        _ configuration: PerMessageDeflateConfiguration,
+        maxMessageSize: Int,
+        to channel: any Channel
+    ) throws {
+        guard let parameters else { return }
+        var configuration = configuration
+        configuration.maxDecompressedSize = maxMessageSize
+        try channel.pipeline.syncOperations.addHandler(
+            PerMessageDeflateHandler(parameters: parameters, configuration: configuration)
         )
     }
 
@@ -340,13 +366,7 @@ public final class HTTPServer: Sendable {
         deflate: PerMessageDeflateParameters?
     ) throws {
         if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
-            if let deflate {
-                var configuration = echo.perMessageDeflate
-                configuration.maxDecompressedSize = echo.maxMessageSize
-                try channel.pipeline.syncOperations.addHandler(
-                    PerMessageDeflateHandler(parameters: deflate, configuration: configuration)
-                )
-            }
+            try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
             try channel.pipeline.syncOperations.addHandler(
                 EngineIOWebSocketHandler(echoWithMaxMessageSize: echo.maxMessageSize, framesUnmasked: deflate != nil)
             )
@@ -367,13 +387,12 @@ public final class HTTPServer: Sendable {
         case .pollingHandshake, .poll, .post:
             throw ChannelError.inappropriateOperationForState
         }
-        if let deflate {
-            var configuration = server.configuration.perMessageDeflate
-            configuration.maxDecompressedSize = server.configuration.maxPayload
-            try channel.pipeline.syncOperations.addHandler(
-                PerMessageDeflateHandler(parameters: deflate, configuration: configuration)
-            )
-        }
+        try Self.addDeflate(
+            deflate,
+            server.configuration.perMessageDeflate,
+            maxMessageSize: server.configuration.maxPayload,
+            to: channel
+        )
         try channel.pipeline.syncOperations.addHandler(
             EngineIOWebSocketHandler(server: server, mode: mode, framesUnmasked: deflate != nil)
         )
