@@ -211,8 +211,8 @@ final class SocketIOClient {
     }
 
     private func send(_ packet: SocketIOPacket) {
-        let encoded = packet.encode()
-        self.engine.send(String(buffer: encoded.text), attachments: encoded.attachments)
+        let encoded = OutgoingPacket(packet)
+        self.engine.send(encodedText: encoded.frame, attachments: encoded.attachments)
     }
 }
 
