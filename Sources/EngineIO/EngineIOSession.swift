@@ -85,13 +85,11 @@ final class EngineIOSession {
         case .writeWebSocket(let packet):
             guard let websocket = self.websocket else { return }
             let config = self.server.configuration
-            let (packets, bytes) = websocket.backlog
-            if packets >= config.maxBufferedPackets || bytes + packet.wireSize > config.maxBufferedBytes {
+            let limits = (packets: config.maxBufferedPackets, bytes: config.maxBufferedBytes)
+            if !websocket.send(packet, compress: self.compress, limits: limits) {
                 // A client that stops reading: bound what it can make the server hold.
                 self.close(reason: .bufferFull)
-                return
             }
-            websocket.send(packet, compress: self.compress)
         case .closeSession(let reason):
             self.close(reason: reason)
         }
@@ -334,10 +332,21 @@ struct WebSocketConnection: Sendable {
     /// Whether every frame written so far has left the process.
     var isIdle: Bool { self.pending.withLockedValue { $0.packets == 0 } }
 
-    /// Frames and bytes not yet taken by the kernel.
-    var backlog: (packets: Int, bytes: Int) { self.pending.withLockedValue { $0 } }
-
-    func send(_ packet: EngineIOPacket, compress: Bool = true) {
+    /// Writes one packet as one frame.
+    ///
+    /// - Parameter limits: when given, the frame is written only if the frames and bytes not yet
+    ///   taken by the kernel stay within them (checked and counted under one lock).
+    /// - Returns: `false` when the limits refused the frame (nothing was written).
+    @discardableResult
+    func send(_ packet: EngineIOPacket, compress: Bool = true, limits: (packets: Int, bytes: Int)? = nil) -> Bool {
+        let size = packet.wireSize
+        let admitted = self.pending.withLockedValue { pending -> Bool in
+            if let limits, pending.packets >= limits.packets || pending.bytes + size > limits.bytes { return false }
+            pending.packets += 1
+            pending.bytes += size
+            return true
+        }
+        guard admitted else { return false }
         if !compress {
             // Tells the permessage-deflate handler (if any) to send the next frame as is.
             self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
@@ -353,11 +362,6 @@ struct WebSocketConnection: Sendable {
             packet.writeText(into: &buffer)
             frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
         }
-        let size = frame.data.readableBytes
-        self.pending.withLockedValue {
-            $0.packets += 1
-            $0.bytes += size
-        }
         let pending = self.pending
         self.channel.writeAndFlush(frame).whenComplete { _ in
             pending.withLockedValue {
@@ -365,6 +369,7 @@ struct WebSocketConnection: Sendable {
                 $0.bytes -= size
             }
         }
+        return true
     }
 
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the
