@@ -315,22 +315,40 @@ final class EngineIOSession {
 @available(*, unavailable)
 extension EngineIOSession: Sendable {}
 
-/// The write side of one WebSocket, as a session sees it. Channel operations are thread-safe, so
-/// a session on another event loop may call these directly; NIO runs them in call order.
+/// The write side of one WebSocket, as a session sees it. Any thread may call it: frames are
+/// queued under a lock and handed to the channel in order by one task per event-loop tick, so
+/// a burst of sends (the acks answering one read, several broadcasts reaching one receiver)
+/// costs one flush, one `writev` and one completion callback rather than one of each per frame.
 struct WebSocketConnection: Sendable {
     let channel: any Channel
-    /// Frames (and their bytes) written but not yet handed to the kernel, for volatile sends and
-    /// the slow-consumer limits.
-    private let pending = NIOLockedValueBox((packets: 0, bytes: 0))
+    private let state: NIOLockedValueBox<OutboundQueue>
+
+    /// What waits for the next flush, and what the kernel has not taken yet.
+    struct OutboundQueue {
+        enum Entry {
+            case frame(WebSocketFrame, compress: Bool)
+            case close(EngineIOWebSocketHandler.CloseRequest)
+        }
+        /// Frames (and their bytes) written but not yet handed to the kernel, for volatile
+        /// sends and the slow-consumer limits.
+        var pendingPackets = 0
+        var pendingBytes = 0
+        /// Entries not yet written to the channel, and their frames' share of the counts.
+        var entries: [Entry] = []
+        var queuedPackets = 0
+        var queuedBytes = 0
+        var flushScheduled = false
+    }
 
     init(channel: any Channel) {
         self.channel = channel
+        self.state = NIOLockedValueBox(OutboundQueue())
     }
 
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
 
     /// Whether every frame written so far has left the process.
-    var isIdle: Bool { self.pending.withLockedValue { $0.packets == 0 } }
+    var isIdle: Bool { self.state.withLockedValue { $0.pendingPackets == 0 } }
 
     /// Writes one packet as one frame.
     ///
@@ -340,16 +358,11 @@ struct WebSocketConnection: Sendable {
     @discardableResult
     func send(_ packet: EngineIOPacket, compress: Bool = true, limits: (packets: Int, bytes: Int)? = nil) -> Bool {
         let size = packet.wireSize
-        let admitted = self.pending.withLockedValue { pending -> Bool in
-            if let limits, pending.packets >= limits.packets || pending.bytes + size > limits.bytes { return false }
-            pending.packets += 1
-            pending.bytes += size
-            return true
-        }
-        guard admitted else { return false }
-        if !compress {
-            // Tells the permessage-deflate handler (if any) to send the next frame as is.
-            self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
+        if let limits {
+            let admitted = self.state.withLockedValue { state in
+                state.pendingPackets < limits.packets && state.pendingBytes + size <= limits.bytes
+            }
+            guard admitted else { return false }
         }
         let frame: WebSocketFrame
         switch packet {
@@ -362,20 +375,79 @@ struct WebSocketConnection: Sendable {
             packet.writeText(into: &buffer)
             frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
         }
-        let pending = self.pending
-        self.channel.writeAndFlush(frame).whenComplete { _ in
-            pending.withLockedValue {
-                $0.packets -= 1
-                $0.bytes -= size
+        let schedule = self.state.withLockedValue { state -> Bool? in
+            if let limits, state.pendingPackets >= limits.packets || state.pendingBytes + size > limits.bytes {
+                return nil
+            }
+            state.pendingPackets += 1
+            state.pendingBytes += size
+            state.queuedPackets += 1
+            state.queuedBytes += size
+            state.entries.append(.frame(frame, compress: compress))
+            defer { state.flushScheduled = true }
+            return !state.flushScheduled
+        }
+        guard let schedule else { return false }
+        if schedule { self.scheduleFlush() }
+        return true
+    }
+
+    private func scheduleFlush() {
+        let connection = self
+        self.channel.eventLoop.execute { connection.writeQueued() }
+    }
+
+    /// Hands every queued entry to the channel, in order, and flushes once.
+    private func writeQueued() {
+        let (entries, packets, bytes) = self.state.withLockedValue { state in
+            defer {
+                state.entries.removeAll(keepingCapacity: true)
+                state.queuedPackets = 0
+                state.queuedBytes = 0
+                state.flushScheduled = false
+            }
+            return (state.entries, state.queuedPackets, state.queuedBytes)
+        }
+        let state = self.state
+        var lastFrame = -1
+        for (index, entry) in entries.enumerated() {
+            if case .frame = entry { lastFrame = index }
+        }
+        for (index, entry) in entries.enumerated() {
+            switch entry {
+            case .frame(let frame, let compress):
+                if !compress {
+                    // Tells the permessage-deflate handler (if any) to send this frame as is.
+                    self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
+                }
+                if index == lastFrame {
+                    // Writes complete in order: the last one completing accounts for the batch.
+                    self.channel.write(frame).whenComplete { _ in
+                        state.withLockedValue {
+                            $0.pendingPackets -= packets
+                            $0.pendingBytes -= bytes
+                        }
+                    }
+                } else {
+                    self.channel.write(frame, promise: nil)
+                }
+            case .close(let request):
+                self.channel.flush()
+                self.channel.triggerUserOutboundEvent(request, promise: nil)
             }
         }
-        return true
+        self.channel.flush()
     }
 
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the
     /// closing handshake of its handler (RFC 6455 §7.1.1).
     func close(code: WebSocketErrorCode, closePacket: Bool) {
         let request = EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)
-        self.channel.triggerUserOutboundEvent(request, promise: nil)
+        let schedule = self.state.withLockedValue { state -> Bool in
+            state.entries.append(.close(request))
+            defer { state.flushScheduled = true }
+            return !state.flushScheduled
+        }
+        if schedule { self.scheduleFlush() }
     }
 }
