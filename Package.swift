@@ -19,11 +19,13 @@ let package = Package(
         .library(name: "EngineIO", targets: ["EngineIO", "EngineIOCore"]),
         .library(name: "SocketIO", targets: ["SocketIO", "SocketIOCore", "EngineIO", "EngineIOCore"]),
         .executable(name: "socketio-server", targets: ["SocketIOServer"]),
+        .executable(name: "socketio-bench", targets: ["SocketIOBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -106,6 +108,17 @@ let package = Package(
                 logging,
             ],
             resources: [.embedInCode("Resources/chat.html")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "SocketIOBench",
+            dependencies: [
+                nioCore,
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(

@@ -4,7 +4,7 @@
 #   - Debian packages: the system C libraries (OpenSSL, zlib) the TLS and deflate layers link,
 #     and pkg-config to find them;
 #   - with --test: a cached Python venv with the test runner (pytest) and the python-socketio
-#     client from PyPI.
+#     client from PyPI, and aiohttp for the python-socketio peer of the benchmark.
 # Prints the venv's python path last when --test is given.
 set -euo pipefail
 
@@ -33,7 +33,7 @@ command -v swift >/dev/null 2>&1 || { echo "install-deps: the Swift 6 toolchain 
 if [ "$want_test" = 1 ]; then
   cache="${XDG_CACHE_HOME:-$HOME/.cache}/swift-socketio-server"
   venv="$cache/venv"
-  requirements="pytest==8.3.4 python-socketio==5.18.1 python-engineio==4.15.1 requests==2.34.2 websocket-client==1.9.2 websockets==13.1"
+  requirements="pytest==8.3.4 python-socketio==5.18.1 python-engineio==4.15.1 requests==2.34.2 websocket-client==1.9.2 websockets==13.1 aiohttp==3.14.5"
   stamp="$venv/.requirements"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
     echo "install-deps: creating test venv in $venv" >&2
