@@ -17,11 +17,16 @@ public struct JSONParser {
     /// and keeps recursion bounded on hostile input.
     public static let maxDepth = 128
 
-    private let bytes: [UInt8]
+    /// The text, borrowed for the duration of one `parse` call only.
+    private let bytes: UnsafeBufferPointer<UInt8>
+    /// Whether `bytes` is known to be valid UTF-8 (it came from a `String`), so that strings are
+    /// made without validating them again.
+    private let validUTF8: Bool
     private var index = 0
 
-    private init(_ bytes: [UInt8]) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, validUTF8: Bool) {
         self.bytes = bytes
+        self.validUTF8 = validUTF8
     }
 
     /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed).
@@ -31,12 +36,10 @@ public struct JSONParser {
     /// - Throws: ``JSONParseError``.
     public static func parse<Bytes: Collection>(_ bytes: Bytes) throws(JSONParseError) -> JSONValue
     where Bytes.Element == UInt8 {
-        var parser = JSONParser(Array(bytes))
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == parser.bytes.count else { throw parser.error("trailing characters") }
-        return value
+        let result =
+            bytes.withContiguousStorageIfAvailable { Self.parse(buffer: $0, validUTF8: false) }
+            ?? Array(bytes).withUnsafeBufferPointer { Self.parse(buffer: $0, validUTF8: false) }
+        return try result.get()
     }
 
     /// Parses JSON text.
@@ -45,7 +48,32 @@ public struct JSONParser {
     /// - Returns: the value.
     /// - Throws: ``JSONParseError``.
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
-        try self.parse(Array(text.utf8))
+        var text = text
+        return try text.withUTF8 { Self.parse(buffer: $0, validUTF8: true) }.get()
+    }
+
+    /// Parses the JSON text in `buffer`, which must not escape the call; `validUTF8` says the
+    /// bytes are known to be valid UTF-8 (the contents of a `String`).
+    package static func parse(
+        buffer: UnsafeBufferPointer<UInt8>,
+        validUTF8: Bool
+    ) -> Result<JSONValue, JSONParseError> {
+        var parser = JSONParser(buffer, validUTF8: validUTF8)
+        parser.skipWhitespace()
+        let value: JSONValue
+        do {
+            value = try parser.parseValue(depth: 0)
+        } catch {
+            return .failure(error)
+        }
+        parser.skipWhitespace()
+        guard parser.index == parser.bytes.count else { return .failure(parser.error("trailing characters")) }
+        return .success(value)
+    }
+
+    private func makeString(_ slice: UnsafeBufferPointer<UInt8>) -> String? {
+        if self.validUTF8 { return String(decoding: slice, as: UTF8.self) }
+        return String(validating: slice, as: UTF8.self)
     }
 
     private func error(_ reason: String) -> JSONParseError {
@@ -106,7 +134,9 @@ public struct JSONParser {
             guard let c = self.peek(), isDigit(c) else { throw self.error("invalid exponent") }
             while let c = self.peek(), isDigit(c) { self.index += 1 }
         }
-        return JSONNumber(validated: String(decoding: self.bytes[start..<self.index], as: UTF8.self))
+        return JSONNumber(
+            validated: String(decoding: UnsafeBufferPointer(rebasing: self.bytes[start..<self.index]), as: UTF8.self)
+        )
     }
 
     private func peek() -> UInt8? {
@@ -121,9 +151,9 @@ public struct JSONParser {
         while self.index < self.bytes.count {
             let c = self.bytes[self.index]
             if c == UInt8(ascii: "\"") {
-                let slice = self.bytes[start..<self.index]
+                let slice = UnsafeBufferPointer(rebasing: self.bytes[start..<self.index])
                 self.index += 1
-                guard let s = String(validating: slice, as: UTF8.self) else { throw self.error("invalid UTF-8") }
+                guard let s = self.makeString(slice) else { throw self.error("invalid UTF-8") }
                 return s
             }
             if c == UInt8(ascii: "\\") || c < 0x20 { break }
@@ -135,7 +165,9 @@ public struct JSONParser {
             switch c {
             case UInt8(ascii: "\""):
                 self.index += 1
-                guard let s = String(validating: out, as: UTF8.self) else { throw self.error("invalid UTF-8") }
+                guard let s = out.withUnsafeBufferPointer({ self.makeString($0) }) else {
+                    throw self.error("invalid UTF-8")
+                }
                 return s
             case UInt8(ascii: "\\"):
                 self.index += 1
@@ -300,8 +332,15 @@ extension JSONValue {
     static func writeString(_ s: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         let utf8 = s.utf8
-        // Fast path: nothing to escape.
-        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        // Fast path: nothing to escape, checked over the contiguous UTF-8 and copied in one go.
+        let copied = utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            for c in bytes where c < 0x20 || c == 0x22 || c == 0x5C { return false }
+            buffer.writeBytes(bytes)
+            return true
+        }
+        if copied == true {
+            // Done.
+        } else if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
             buffer.writeString(s)
         } else {
             for c in utf8 {

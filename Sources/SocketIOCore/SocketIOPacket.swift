@@ -131,7 +131,26 @@ extension SocketIOPacket {
     /// - Returns: the packet and its attachment count.
     /// - Throws: ``SocketIOCodecError``.
     public static func decode(_ text: String, maxAttachments: Int) throws(SocketIOCodecError) -> Decoded {
-        let bytes = Array(text.utf8)
+        var text = text
+        return try text.withUTF8 { Self.decode(utf8: $0, maxAttachments: maxAttachments) }.get()
+    }
+
+    /// Decodes valid UTF-8 text (the contents of a `String`) without copying it.
+    private static func decode(
+        utf8 bytes: UnsafeBufferPointer<UInt8>,
+        maxAttachments: Int
+    ) -> Result<Decoded, SocketIOCodecError> {
+        do throws(SocketIOCodecError) {
+            return .success(try Self.decodeThrowing(utf8: bytes, maxAttachments: maxAttachments))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func decodeThrowing(
+        utf8 bytes: UnsafeBufferPointer<UInt8>,
+        maxAttachments: Int
+    ) throws(SocketIOCodecError) -> Decoded {
         guard let first = bytes.first else { throw .emptyPacket }
         guard first >= UInt8(ascii: "0"), first <= UInt8(ascii: "6"),
             let kind = Kind(rawValue: first - UInt8(ascii: "0"))
@@ -142,7 +161,7 @@ extension SocketIOPacket {
             let start = i
             while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
             guard i > start, i - start <= 9, i < bytes.count, bytes[i] == UInt8(ascii: "-"),
-                let n = Int(String(decoding: bytes[start..<i], as: UTF8.self))
+                let n = Int(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
             else { throw .invalidAttachmentCount }
             guard n <= maxAttachments else { throw .tooManyAttachments(limit: maxAttachments) }
             attachments = n
@@ -152,22 +171,29 @@ extension SocketIOPacket {
         if i < bytes.count, bytes[i] == UInt8(ascii: "/") {
             let start = i
             while i < bytes.count, bytes[i] != UInt8(ascii: ",") { i += 1 }
-            namespace = String(decoding: bytes[start..<i], as: UTF8.self)
+            namespace = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
             if i < bytes.count { i += 1 }  // the comma
         }
         var ackID: UInt64?
         let idStart = i
         while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
         if i > idStart {
-            guard let id = UInt64(String(decoding: bytes[idStart..<i], as: UTF8.self)) else { throw .invalidAckID }
+            // At most 20 digits fit a UInt64; overflow is an invalid id.
+            guard i - idStart <= 20 else { throw .invalidAckID }
+            var id: UInt64 = 0
+            for digit in bytes[idStart..<i] {
+                let (times10, overflow1) = id.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { throw .invalidAckID }
+                id = sum
+            }
             ackID = id
         }
         var payload: JSONValue?
         if i < bytes.count {
-            do {
-                payload = try JSONParser.parse(bytes[i...])
-            } catch {
-                throw .invalidJSON
+            switch JSONParser.parse(buffer: UnsafeBufferPointer(rebasing: bytes[i...]), validUTF8: true) {
+            case .success(let value): payload = value
+            case .failure: throw .invalidJSON
             }
         }
         let packet = SocketIOPacket(kind: kind, namespace: namespace, ackID: ackID, payload: payload)
@@ -213,6 +239,13 @@ extension SocketIOPacket {
     ///   that the result is a ready WebSocket frame payload), or `nil`.
     /// - Returns: the text and the attachments.
     public func encode(prefix: UInt8? = nil) -> Encoded {
+        self.encode(prefix: prefix, headroom: 0)
+    }
+
+    /// Encodes the packet as ``encode(prefix:)`` does, leaving `headroom` writable bytes before
+    /// the text so that a transport can put its own header there without another buffer (a
+    /// WebSocket frame header takes at most 10 bytes from a server).
+    public func encode(prefix: UInt8?, headroom: Int) -> Encoded {
         var kind = self.kind
         let hasBinary = self.payload?.containsBinary ?? false
         if hasBinary {
@@ -222,7 +255,11 @@ extension SocketIOPacket {
             if kind == .binaryEvent { kind = .event }
             if kind == .binaryAck { kind = .ack }
         }
-        var text = ByteBuffer()
+        var text = ByteBufferAllocator().buffer(capacity: headroom + 128)
+        if headroom > 0 {
+            text.moveWriterIndex(forwardBy: headroom)
+            text.moveReaderIndex(forwardBy: headroom)
+        }
         if let prefix { text.writeInteger(prefix) }
         text.writeInteger(UInt8(ascii: "0") + kind.rawValue)
         guard hasBinary, let payload = self.payload else {
@@ -252,6 +289,11 @@ extension SocketIOPacket {
             text.writeString(self.namespace)
             text.writeInteger(UInt8(ascii: ","))
         }
-        if let ackID = self.ackID { text.writeString(String(ackID)) }
+        if let ackID = self.ackID { Self.writeDecimal(ackID, into: &text) }
+    }
+
+    private static func writeDecimal(_ value: UInt64, into text: inout ByteBuffer) {
+        if value >= 10 { Self.writeDecimal(value / 10, into: &text) }
+        text.writeInteger(UInt8(ascii: "0") + UInt8(value % 10))
     }
 }
