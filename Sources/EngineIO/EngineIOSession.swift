@@ -340,9 +340,16 @@ struct WebSocketConnection: Sendable {
         var flushScheduled = false
     }
 
-    init(channel: any Channel) {
+    /// The writer below the frame encoder, when the pipeline has one.
+    private let raw: NIOLoopBound<WebSocketRawWriter>?
+    /// The smallest payload permessage-deflate compresses, when it was negotiated.
+    private let compressionThreshold: Int?
+
+    init(channel: any Channel, raw: WebSocketRawWriter? = nil, compressionThreshold: Int? = nil) {
         self.channel = channel
         self.state = NIOLockedValueBox(OutboundQueue())
+        self.raw = raw.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
+        self.compressionThreshold = compressionThreshold
     }
 
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
@@ -397,44 +404,108 @@ struct WebSocketConnection: Sendable {
         self.channel.eventLoop.execute { connection.writeQueued() }
     }
 
+    /// Frames up to this size are copied into one batch buffer with their headers; larger ones
+    /// are written as they are (shared by every receiver of a broadcast) after their header.
+    static let copyLimit = 512
+
+    /// Whether `frame` may skip the handlers above the frame encoder: it goes out as it is
+    /// unless permessage-deflate is on and would compress it.
+    private func mayWriteRaw(_ frame: WebSocketFrame, compress: Bool) -> Bool {
+        guard let threshold = self.compressionThreshold else { return true }
+        return !compress || frame.data.readableBytes < threshold
+    }
+
     /// Hands every queued entry to the channel, in order, and flushes once.
     private func writeQueued() {
-        let (entries, packets, bytes) = self.state.withLockedValue { state in
+        var entries: [OutboundQueue.Entry] = []
+        let (packets, bytes) = self.state.withLockedValue { state in
             defer {
-                state.entries.removeAll(keepingCapacity: true)
                 state.queuedPackets = 0
                 state.queuedBytes = 0
                 state.flushScheduled = false
             }
-            return (state.entries, state.queuedPackets, state.queuedBytes)
+            swap(&entries, &state.entries)
+            return (state.queuedPackets, state.queuedBytes)
         }
         let state = self.state
-        var lastFrame = -1
-        for (index, entry) in entries.enumerated() {
-            if case .frame = entry { lastFrame = index }
+        let raw = self.raw?.value.context
+        // Small frames accumulate here, header and payload, to go out as one buffer.
+        var batch: ByteBuffer?
+        func writeBatch() {
+            if let pending = batch, let raw {
+                raw.write(NIOAny(pending), promise: nil)
+                batch = nil
+            }
         }
-        for (index, entry) in entries.enumerated() {
+        // Entries are moved out one by one (reversed, popped), so that a frame's buffer is
+        // uniquely referenced when it is written and its header can go in its headroom.
+        // Without the raw writer, the last frame's write carries the batch's completion.
+        var lastFrame: Int?
+        if raw == nil {
+            for (index, entry) in entries.enumerated() {
+                if case .frame = entry { lastFrame = index }
+            }
+        }
+        let count = entries.count
+        let done = self.channel.eventLoop.makePromise(of: Void.self)
+        entries.reverse()
+        while let entry = entries.popLast() {
             switch entry {
-            case .frame(let frame, let compress):
+            case .frame(var frame, let compress):
+                if let raw, self.mayWriteRaw(frame, compress: compress) {
+                    let length = frame.data.readableBytes
+                    let opcode = frame.opcode
+                    let headerSize = WebSocketRawWriter.headerSize(length: length)
+                    if length <= Self.copyLimit {
+                        if batch == nil { batch = raw.channel.allocator.buffer(capacity: 1024) }
+                        let at = batch!.writerIndex
+                        batch!.moveWriterIndex(forwardBy: headerSize)
+                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &batch!, at: at)
+                        batch!.writeBuffer(&frame.data)
+                        continue
+                    }
+                    writeBatch()
+                    let prepended: Bool? = frame.data.modifyIfUniquelyOwned { data in
+                        guard data.readerIndex >= headerSize else { return false }
+                        let at = data.readerIndex - headerSize
+                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &data, at: at)
+                        data.moveReaderIndex(to: at)
+                        return true
+                    }
+                    if prepended != true {
+                        var header = raw.channel.allocator.buffer(capacity: headerSize)
+                        header.moveWriterIndex(forwardBy: headerSize)
+                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &header, at: 0)
+                        raw.write(NIOAny(header), promise: nil)
+                    }
+                    raw.write(NIOAny(frame.data), promise: nil)
+                    continue
+                }
+                writeBatch()
                 if !compress {
                     // Tells the permessage-deflate handler (if any) to send this frame as is.
                     self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
                 }
-                if index == lastFrame {
-                    // Writes complete in order: the last one completing accounts for the batch.
-                    self.channel.write(frame).whenComplete { _ in
-                        state.withLockedValue {
-                            $0.pendingPackets -= packets
-                            $0.pendingBytes -= bytes
-                        }
-                    }
-                } else {
-                    self.channel.write(frame, promise: nil)
-                }
+                // After the pop, this entry's index in the original order is `count - 1 - entries.count`.
+                self.channel.write(frame, promise: count - 1 - entries.count == lastFrame ? done : nil)
             case .close(let request):
+                writeBatch()
                 self.channel.flush()
                 self.channel.triggerUserOutboundEvent(request, promise: nil)
             }
+        }
+        // The last write completing accounts for the whole batch (writes complete in order);
+        // with nothing left to write, an empty buffer carries the completion.
+        done.futureResult.whenComplete { _ in
+            state.withLockedValue {
+                $0.pendingPackets -= packets
+                $0.pendingBytes -= bytes
+            }
+        }
+        if let raw {
+            raw.write(NIOAny(batch ?? raw.channel.allocator.buffer(capacity: 0)), promise: done)
+        } else if lastFrame == nil {
+            done.succeed()
         }
         self.channel.flush()
     }

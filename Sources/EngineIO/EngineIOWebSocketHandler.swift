@@ -59,7 +59,12 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let connection = WebSocketConnection(channel: context.channel)
+        let raw = try? context.pipeline.syncOperations.handler(type: WebSocketRawWriter.self)
+        let connection = WebSocketConnection(
+            channel: context.channel,
+            raw: raw,
+            compressionThreshold: self.framesUnmasked ? self.server?.configuration.perMessageDeflate.threshold : nil
+        )
         self.connection = connection
         guard let server = self.server else { return }
         switch self.mode {

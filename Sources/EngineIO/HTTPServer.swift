@@ -393,6 +393,7 @@ public final class HTTPServer: Sendable {
             maxMessageSize: server.configuration.maxPayload,
             to: channel
         )
+        try WebSocketRawWriter.install(in: channel)
         try channel.pipeline.syncOperations.addHandler(
             EngineIOWebSocketHandler(server: server, mode: mode, framesUnmasked: deflate != nil)
         )

@@ -176,7 +176,8 @@ public struct OutgoingPacket: Sendable {
 
     /// Encodes `packet`.
     public init(_ packet: SocketIOPacket) {
-        let encoded = packet.encode(prefix: UInt8(ascii: "4"))
+        // Headroom for a WebSocket frame header, written in place when only one receiver holds it.
+        let encoded = packet.encode(prefix: UInt8(ascii: "4"), headroom: 10)
         self.frame = encoded.text
         self.attachments = encoded.attachments
         self.packet = packet
