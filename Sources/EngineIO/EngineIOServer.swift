@@ -14,6 +14,19 @@ public final class EngineIOServer: Sendable {
 
     struct SessionTable {
         var sessions: [String: EngineIOSocket] = [:]
+        /// One flush scheduler per event loop that has carried a WebSocket.
+        var flushSchedulers: [ObjectIdentifier: WebSocketFlushScheduler] = [:]
+    }
+
+    /// The flush scheduler of `loop` (made on first use).
+    func flushScheduler(for loop: any EventLoop) -> WebSocketFlushScheduler {
+        self.table.withLockedValue { table in
+            let key = ObjectIdentifier(loop)
+            if let scheduler = table.flushSchedulers[key] { return scheduler }
+            let scheduler = WebSocketFlushScheduler(eventLoop: loop)
+            table.flushSchedulers[key] = scheduler
+            return scheduler
+        }
     }
 
     /// Creates an endpoint.

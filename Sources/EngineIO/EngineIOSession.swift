@@ -345,8 +345,17 @@ struct WebSocketConnection: Sendable {
     /// The smallest payload permessage-deflate compresses, when it was negotiated.
     private let compressionThreshold: Int?
 
-    init(channel: any Channel, raw: WebSocketRawWriter? = nil, compressionThreshold: Int? = nil) {
+    /// Runs the queued writes of this loop's connections once per tick, when given.
+    private let scheduler: WebSocketFlushScheduler?
+
+    init(
+        channel: any Channel,
+        raw: WebSocketRawWriter? = nil,
+        compressionThreshold: Int? = nil,
+        scheduler: WebSocketFlushScheduler? = nil
+    ) {
         self.channel = channel
+        self.scheduler = scheduler
         self.state = NIOLockedValueBox(OutboundQueue())
         self.raw = raw.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
         self.compressionThreshold = compressionThreshold
@@ -400,8 +409,12 @@ struct WebSocketConnection: Sendable {
     }
 
     private func scheduleFlush() {
-        let connection = self
-        self.channel.eventLoop.execute { connection.writeQueued() }
+        if let scheduler = self.scheduler {
+            scheduler.schedule(self)
+        } else {
+            let connection = self
+            self.channel.eventLoop.execute { connection.writeQueued() }
+        }
     }
 
     /// Frames up to this size are copied into one batch buffer with their headers; larger ones
@@ -416,7 +429,7 @@ struct WebSocketConnection: Sendable {
     }
 
     /// Hands every queued entry to the channel, in order, and flushes once.
-    private func writeQueued() {
+    func writeQueued() {
         var entries: [OutboundQueue.Entry] = []
         let (packets, bytes) = self.state.withLockedValue { state in
             defer {

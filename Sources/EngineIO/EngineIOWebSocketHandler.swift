@@ -63,7 +63,8 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         let connection = WebSocketConnection(
             channel: context.channel,
             raw: raw,
-            compressionThreshold: self.framesUnmasked ? self.server?.configuration.perMessageDeflate.threshold : nil
+            compressionThreshold: self.framesUnmasked ? self.server?.configuration.perMessageDeflate.threshold : nil,
+            scheduler: self.server?.flushScheduler(for: context.eventLoop)
         )
         self.connection = connection
         guard let server = self.server else { return }

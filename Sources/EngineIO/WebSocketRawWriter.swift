@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
@@ -54,3 +55,34 @@ final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler 
 
 @available(*, unavailable)
 extension WebSocketRawWriter: Sendable {}
+
+/// Runs the queued writes of every WebSocket of one event loop once per loop tick: connections
+/// with frames to write register here, and one task writes and flushes them all, instead of one
+/// task per connection (a broadcast to a thousand sockets schedules one task, not a thousand).
+final class WebSocketFlushScheduler: Sendable {
+    let eventLoop: any EventLoop
+    private let pending = NIOLockedValueBox((connections: [WebSocketConnection](), scheduled: false))
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Registers `connection` (of this loop) for the next run.
+    func schedule(_ connection: WebSocketConnection) {
+        let first = self.pending.withLockedValue { pending -> Bool in
+            pending.connections.append(connection)
+            defer { pending.scheduled = true }
+            return !pending.scheduled
+        }
+        if first { self.eventLoop.execute { self.run() } }
+    }
+
+    private func run() {
+        var connections: [WebSocketConnection] = []
+        self.pending.withLockedValue { pending in
+            swap(&connections, &pending.connections)
+            pending.scheduled = false
+        }
+        for connection in connections { connection.writeQueued() }
+    }
+}

@@ -92,6 +92,10 @@ public struct RoomIndex: Hashable, Sendable {
     /// The sockets that `options` select: members of any of its rooms (everyone when it names
     /// none), minus members of any excepted room.
     public func select(_ options: BroadcastOptions) -> [String] {
+        if options.except.isEmpty, options.rooms.count == 1, let room = options.rooms.first {
+            // The common case (one room, no exclusions): members are already unique.
+            return Array(self.members[room] ?? [])
+        }
         var excluded = Set<String>()
         for room in options.except { excluded.formUnion(self.members[room] ?? []) }
         if options.rooms.isEmpty {
