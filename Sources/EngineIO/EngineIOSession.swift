@@ -1,7 +1,7 @@
-import EngineIOCore
+package import EngineIOCore
 import Logging
 import NIOConcurrencyHelpers
-import NIOCore
+package import NIOCore
 import NIOWebSocket
 import PerMessageDeflate
 
@@ -319,14 +319,16 @@ extension EngineIOSession: Sendable {}
 /// queued under a lock and handed to the channel in order by one task per event-loop tick, so
 /// a burst of sends (the acks answering one read, several broadcasts reaching one receiver)
 /// costs one flush, one `writev` and one completion callback rather than one of each per frame.
-struct WebSocketConnection: Sendable {
-    let channel: any Channel
+package struct WebSocketConnection: Sendable {
+    package let channel: any Channel
     private let state: NIOLockedValueBox<OutboundQueue>
 
     /// What waits for the next flush, and what the kernel has not taken yet.
     struct OutboundQueue {
         enum Entry {
-            case frame(WebSocketFrame, compress: Bool)
+            /// A data frame's payload and opcode (a `WebSocketFrame` is only made for the
+            /// handlers above the encoder, when permessage-deflate must see it).
+            case frame(ByteBuffer, opcode: WebSocketOpcode, compress: Bool)
             case close(EngineIOWebSocketHandler.CloseRequest)
         }
         /// Frames (and their bytes) written but not yet handed to the kernel, for volatile
@@ -338,6 +340,8 @@ struct WebSocketConnection: Sendable {
         var queuedPackets = 0
         var queuedBytes = 0
         var flushScheduled = false
+        /// The array the last write emptied, kept for its capacity.
+        var spare: [Entry] = []
     }
 
     /// The writer below the frame encoder, when the pipeline has one.
@@ -348,7 +352,7 @@ struct WebSocketConnection: Sendable {
     /// Runs the queued writes of this loop's connections once per tick, when given.
     private let scheduler: WebSocketFlushScheduler?
 
-    init(
+    package init(
         channel: any Channel,
         raw: WebSocketRawWriter? = nil,
         compressionThreshold: Int? = nil,
@@ -372,7 +376,13 @@ struct WebSocketConnection: Sendable {
     ///   taken by the kernel stay within them (checked and counted under one lock).
     /// - Returns: `false` when the limits refused the frame (nothing was written).
     @discardableResult
-    func send(_ packet: EngineIOPacket, compress: Bool = true, limits: (packets: Int, bytes: Int)? = nil) -> Bool {
+    package func send(
+        _ packet: EngineIOPacket,
+        compress: Bool = true,
+        limits: (packets: Int, bytes: Int)? = nil
+    )
+        -> Bool
+    {
         let size = packet.wireSize
         if let limits {
             let admitted = self.state.withLockedValue { state in
@@ -380,16 +390,16 @@ struct WebSocketConnection: Sendable {
             }
             guard admitted else { return false }
         }
-        let frame: WebSocketFrame
+        let entry: OutboundQueue.Entry
         switch packet {
         case .binaryMessage(let bytes):
-            frame = WebSocketFrame(fin: true, opcode: .binary, data: bytes)
+            entry = .frame(bytes, opcode: .binary, compress: compress)
         case .encodedMessage(let bytes):
-            frame = WebSocketFrame(fin: true, opcode: .text, data: bytes)  // shared, not copied
+            entry = .frame(bytes, opcode: .text, compress: compress)  // shared, not copied
         case .open, .close, .ping, .pong, .message, .upgrade, .noop:
             var buffer = self.channel.allocator.buffer(capacity: packet.textPayload.utf8.count + 1)
             packet.writeText(into: &buffer)
-            frame = WebSocketFrame(fin: true, opcode: .text, data: buffer)
+            entry = .frame(buffer, opcode: .text, compress: compress)
         }
         let schedule = self.state.withLockedValue { state -> Bool? in
             if let limits, state.pendingPackets >= limits.packets || state.pendingBytes + size > limits.bytes {
@@ -399,7 +409,7 @@ struct WebSocketConnection: Sendable {
             state.pendingBytes += size
             state.queuedPackets += 1
             state.queuedBytes += size
-            state.entries.append(.frame(frame, compress: compress))
+            state.entries.append(entry)
             defer { state.flushScheduled = true }
             return !state.flushScheduled
         }
@@ -423,13 +433,15 @@ struct WebSocketConnection: Sendable {
 
     /// Whether `frame` may skip the handlers above the frame encoder: it goes out as it is
     /// unless permessage-deflate is on and would compress it.
-    private func mayWriteRaw(_ frame: WebSocketFrame, compress: Bool) -> Bool {
+    private func mayWriteRaw(_ data: ByteBuffer, compress: Bool) -> Bool {
         guard let threshold = self.compressionThreshold else { return true }
-        return !compress || frame.data.readableBytes < threshold
+        return !compress || data.readableBytes < threshold
     }
 
     /// Hands every queued entry to the channel, in order, and flushes once.
-    func writeQueued() {
+    package func writeQueued() {
+        // The queue's array is taken whole and given back empty with its capacity (as `spare`),
+        // so that steady traffic allocates no arrays.
         var entries: [OutboundQueue.Entry] = []
         let (packets, bytes) = self.state.withLockedValue { state in
             defer {
@@ -438,12 +450,29 @@ struct WebSocketConnection: Sendable {
                 state.flushScheduled = false
             }
             swap(&entries, &state.entries)
+            swap(&state.entries, &state.spare)
             return (state.queuedPackets, state.queuedBytes)
         }
-        let state = self.state
         let raw = self.raw?.value.context
-        // Small frames accumulate here, header and payload, to go out as one buffer.
+        // Without the raw writer, the last frame's write carries the batch's completion.
+        var lastFrame: Int?
+        if raw == nil {
+            for (index, entry) in entries.enumerated() {
+                if case .frame = entry { lastFrame = index }
+            }
+        }
+        let done = raw == nil ? self.channel.eventLoop.makePromise(of: Void.self) : nil
+        let count = entries.count
+        // Small frames accumulate here, header and payload, to go out as one buffer (sized
+        // for all of them up front).
         var batch: ByteBuffer?
+        var batchCapacity = 0
+        if raw != nil, count > 1 {
+            for case .frame(let data, _, let compress) in entries
+            where data.readableBytes <= Self.copyLimit && self.mayWriteRaw(data, compress: compress) {
+                batchCapacity += data.readableBytes + WebSocketRawWriter.headerSize(length: data.readableBytes)
+            }
+        }
         func writeBatch() {
             if let pending = batch, let raw {
                 raw.write(NIOAny(pending), promise: nil)
@@ -452,46 +481,36 @@ struct WebSocketConnection: Sendable {
         }
         // Entries are moved out one by one (reversed, popped), so that a frame's buffer is
         // uniquely referenced when it is written and its header can go in its headroom.
-        // Without the raw writer, the last frame's write carries the batch's completion.
-        var lastFrame: Int?
-        if raw == nil {
-            for (index, entry) in entries.enumerated() {
-                if case .frame = entry { lastFrame = index }
-            }
-        }
-        let count = entries.count
-        let done = self.channel.eventLoop.makePromise(of: Void.self)
         entries.reverse()
         while let entry = entries.popLast() {
-            switch entry {
-            case .frame(var frame, let compress):
-                if let raw, self.mayWriteRaw(frame, compress: compress) {
-                    let length = frame.data.readableBytes
-                    let opcode = frame.opcode
+            switch consume entry {
+            case .frame(var data, let opcode, let compress):
+                if let raw, self.mayWriteRaw(data, compress: compress) {
+                    let length = data.readableBytes
                     let headerSize = WebSocketRawWriter.headerSize(length: length)
-                    if length <= Self.copyLimit {
-                        if batch == nil { batch = raw.channel.allocator.buffer(capacity: 1024) }
-                        let at = batch!.writerIndex
-                        batch!.moveWriterIndex(forwardBy: headerSize)
-                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &batch!, at: at)
-                        batch!.writeBuffer(&frame.data)
-                        continue
+                    // A lone frame (an ack, an emit to one socket) takes its header in its own
+                    // headroom when no one else holds its buffer: no allocation, one iovec.
+                    if count > 1 || length > Self.copyLimit || !Self.prependHeader(to: &data, opcode: opcode) {
+                        if length <= Self.copyLimit {
+                            if batch == nil {
+                                batch = raw.channel.allocator.buffer(capacity: max(batchCapacity, length + headerSize))
+                            }
+                            let at = batch!.writerIndex
+                            batch!.moveWriterIndex(forwardBy: headerSize)
+                            WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &batch!, at: at)
+                            batch!.writeImmutableBuffer(data)
+                            continue
+                        }
+                        writeBatch()
+                        if !Self.prependHeader(to: &data, opcode: opcode) {
+                            var header = raw.channel.allocator.buffer(capacity: headerSize)
+                            header.moveWriterIndex(forwardBy: headerSize)
+                            WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &header, at: 0)
+                            raw.write(NIOAny(header), promise: nil)
+                        }
                     }
                     writeBatch()
-                    let prepended: Bool? = frame.data.modifyIfUniquelyOwned { data in
-                        guard data.readerIndex >= headerSize else { return false }
-                        let at = data.readerIndex - headerSize
-                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &data, at: at)
-                        data.moveReaderIndex(to: at)
-                        return true
-                    }
-                    if prepended != true {
-                        var header = raw.channel.allocator.buffer(capacity: headerSize)
-                        header.moveWriterIndex(forwardBy: headerSize)
-                        WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &header, at: 0)
-                        raw.write(NIOAny(header), promise: nil)
-                    }
-                    raw.write(NIOAny(frame.data), promise: nil)
+                    raw.write(NIOAny(data), promise: nil)
                     continue
                 }
                 writeBatch()
@@ -499,6 +518,7 @@ struct WebSocketConnection: Sendable {
                     // Tells the permessage-deflate handler (if any) to send this frame as is.
                     self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
                 }
+                let frame = WebSocketFrame(fin: true, opcode: opcode, data: data)
                 // After the pop, this entry's index in the original order is `count - 1 - entries.count`.
                 self.channel.write(frame, promise: count - 1 - entries.count == lastFrame ? done : nil)
             case .close(let request):
@@ -507,19 +527,64 @@ struct WebSocketConnection: Sendable {
                 self.channel.triggerUserOutboundEvent(request, promise: nil)
             }
         }
-        // The last write completing accounts for the whole batch (writes complete in order);
-        // with nothing left to write, an empty buffer carries the completion.
-        done.futureResult.whenComplete { _ in
+        writeBatch()
+        self.channel.flush()
+        self.state.withLockedValue { $0.spare = entries }
+        self.account(packets: packets, bytes: bytes, raw: raw, done: done, lastFrame: lastFrame)
+    }
+
+    /// Writes the frame header into `data`'s headroom when the buffer is not shared and has
+    /// room; returns whether it did.
+    private static func prependHeader(to data: inout ByteBuffer, opcode: WebSocketOpcode) -> Bool {
+        let length = data.readableBytes
+        let headerSize = WebSocketRawWriter.headerSize(length: length)
+        let done: Bool? = data.modifyIfUniquelyOwned { data in
+            guard data.readerIndex >= headerSize else { return false }
+            let at = data.readerIndex - headerSize
+            WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &data, at: at)
+            data.moveReaderIndex(to: at)
+            return true
+        }
+        return done == true
+    }
+
+    /// Takes the batch off the pending counts once the kernel has its bytes: at once when the
+    /// channel buffers nothing after the flush (the usual case, with no promise or callback),
+    /// else when a write after it completes (writes complete in order).
+    private func account(
+        packets: Int,
+        bytes: Int,
+        raw: ChannelHandlerContext?,
+        done: EventLoopPromise<Void>?,
+        lastFrame: Int?
+    ) {
+        guard packets > 0 else {
+            done?.succeed()
+            return
+        }
+        let state = self.state
+        if done == nil, let buffered = try? self.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
+            state.withLockedValue {
+                $0.pendingPackets -= packets
+                $0.pendingBytes -= bytes
+            }
+            return
+        }
+        let settle: @Sendable () -> Void = {
             state.withLockedValue {
                 $0.pendingPackets -= packets
                 $0.pendingBytes -= bytes
             }
         }
-        if let raw {
-            raw.write(NIOAny(batch ?? raw.channel.allocator.buffer(capacity: 0)), promise: done)
-        } else if lastFrame == nil {
-            done.succeed()
+        if let done {
+            if lastFrame == nil { done.succeed() }
+            done.futureResult.whenComplete { _ in settle() }
+            return
         }
+        guard let raw else { return settle() }
+        let marker = self.channel.eventLoop.makePromise(of: Void.self)
+        marker.futureResult.whenComplete { _ in settle() }
+        raw.write(NIOAny(raw.channel.allocator.buffer(capacity: 0)), promise: marker)
         self.channel.flush()
     }
 

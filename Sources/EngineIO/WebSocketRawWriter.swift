@@ -1,5 +1,5 @@
 import NIOConcurrencyHelpers
-import NIOCore
+package import NIOCore
 import NIOWebSocket
 
 /// Sits just before (head-side of) NIO's `WebSocketFrameEncoder` so that a ``WebSocketConnection``
@@ -7,22 +7,22 @@ import NIOWebSocket
 /// several small frames copied into one buffer, without boxing a `WebSocketFrame`, without a
 /// separate header buffer per frame, and with one `iovec` per batch of small frames. Writes
 /// from the handlers above (pongs, close frames, deflated frames) pass through unchanged.
-final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     private(set) var context: ChannelHandlerContext?
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
     }
 
     /// Installs a writer just before the channel's `WebSocketFrameEncoder`.
-    static func install(in channel: any Channel) throws {
+    package static func install(in channel: any Channel) throws {
         let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
         try channel.pipeline.syncOperations.addHandler(WebSocketRawWriter(), position: .before(encoder))
     }
@@ -59,11 +59,13 @@ extension WebSocketRawWriter: Sendable {}
 /// Runs the queued writes of every WebSocket of one event loop once per loop tick: connections
 /// with frames to write register here, and one task writes and flushes them all, instead of one
 /// task per connection (a broadcast to a thousand sockets schedules one task, not a thousand).
-final class WebSocketFlushScheduler: Sendable {
+package final class WebSocketFlushScheduler: Sendable {
     let eventLoop: any EventLoop
-    private let pending = NIOLockedValueBox((connections: [WebSocketConnection](), scheduled: false))
+    private let pending = NIOLockedValueBox(
+        (connections: [WebSocketConnection](), spare: [WebSocketConnection](), scheduled: false)
+    )
 
-    init(eventLoop: any EventLoop) {
+    package init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
@@ -78,11 +80,16 @@ final class WebSocketFlushScheduler: Sendable {
     }
 
     private func run() {
+        // The array is taken whole and given back empty with its capacity, as in
+        // `WebSocketConnection`, so that steady traffic allocates none.
         var connections: [WebSocketConnection] = []
         self.pending.withLockedValue { pending in
             swap(&connections, &pending.connections)
+            swap(&pending.connections, &pending.spare)
             pending.scheduled = false
         }
         for connection in connections { connection.writeQueued() }
+        connections.removeAll(keepingCapacity: true)
+        self.pending.withLockedValue { $0.spare = connections }
     }
 }

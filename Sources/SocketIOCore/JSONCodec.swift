@@ -238,6 +238,8 @@ public struct JSONParser {
             self.index += 1
             return .array(items)
         }
+        // Event payloads are short arrays (name and a few arguments): one allocation, not two.
+        items.reserveCapacity(4)
         while true {
             self.skipWhitespace()
             items.append(try self.parseValue(depth: depth))
