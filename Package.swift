@@ -1,6 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+import class Foundation.ProcessInfo
+
 /// Settings shared by every target: Swift 6 language mode plus the upcoming features the
 /// style guide asks for (explicit `any`, member import visibility, internal imports by default).
 let strictSettings: [SwiftSetting] = [
@@ -188,3 +190,30 @@ let package = Package(
         ),
     ]
 )
+
+// Micro-benchmarks (ordo-one/benchmark with its malloc interposer), only when asked for:
+// `SOCKETIO_BENCHMARKS=1 swift package --scratch-path .build-bench benchmark` (scripts/microbench.sh),
+// so that building, testing and depending on this package never fetch or build the harness.
+if ProcessInfo.processInfo.environment["SOCKETIO_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"])
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "SocketIOBenchmarks",
+            dependencies: [
+                "EngineIO",
+                "EngineIOCore",
+                "SocketIO",
+                "SocketIOCore",
+                nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Tests/Benchmarks/SocketIOBenchmarks",
+            swiftSettings: strictSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+}
