@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             polling: the echo scenario over HTTP long-polling.
 
-            Each scenario connects, runs --warmup seconds, then measures for --duration seconds. A progress line goes to stderr every second; a table, then one JSON line, to stdout. With --server-pid, the server's CPU time over the measured window is divided by the operations (µs per echo, per delivery, per connection). The exit status is 1 when any error, mismatched acknowledgement or missing delivery happened (unless --allow-errors), 2 when the clients could not all connect.
+            Each scenario connects, runs --warmup seconds, then measures for --duration seconds. A progress line goes to stderr every second; a table, then one JSON line, to stdout. With --server-pid, the server's CPU time over the measured window is divided by the operations (µs per echo, per delivery, per connection). The exit status is 1 when any error, mismatched acknowledgement or missing delivery happened, or no operation completed (unless --allow-errors), 2 when the clients could not all connect, 64 for invalid options (a target that is not a loopback address among them).
             """
     )
 
@@ -165,6 +165,10 @@ struct BenchCommand: AsyncParsableCommand {
         print(result.table())
         print(result.jsonLine())
         if result.setupFailed { throw ExitCode(2) }
+        if scenario != .idle, result.operations == 0 {
+            FileHandle.standardError.write(Data("socketio-bench: no operation completed\n".utf8))
+            if !allowErrors { throw ExitCode(1) }
+        }
         if !allowErrors, result.errors + result.mismatches + (result.missing ?? 0) > 0 { throw ExitCode(1) }
     }
 }

@@ -275,6 +275,14 @@ struct BenchResult: Encodable {
         }
     }
 
+    static func plural(_ name: String) -> String {
+        switch name {
+        case "delivery": "deliveries"
+        case "echo": "echoes"
+        default: name + "s"
+        }
+    }
+
     mutating func absorb(_ report: WorkerReport) {
         connected = report.connected
         errors = report.errors
@@ -334,7 +342,7 @@ struct BenchResult: Encodable {
         if scenario != "idle" {
             rows.append(
                 (
-                    "\(operationName == "delivery" ? "deliveries" : operationName + "s")",
+                    Self.plural(operationName),
                     "\(operations) in \(String(format: "%.2f", measuredSeconds)) s = \(Int(operationsPerSecond))/s"
                 )
             )

@@ -1,0 +1,145 @@
+"""socketio-bench against the real server (--profile bench) and the python-socketio peer."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, ROOT, Server
+
+BENCH = os.environ.get("SOCKETIO_BENCH_BIN", os.path.join(os.path.dirname(BINARY), "socketio-bench"))
+PEER = os.path.join(ROOT, "scripts", "bench", "python_peer.py")
+
+
+def run_bench(port, scenario, *args, pid=None, timeout=90):
+    cmd = [BENCH, scenario, "--port", str(port), "--quiet", *map(str, args)]
+    if pid:
+        cmd += ["--server-pid", str(pid)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    result = json.loads(lines[-1]) if lines else None
+    return out, result
+
+
+@pytest.fixture
+def bench_server():
+    server = Server(["--profile", "bench"]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def python_peer():
+    proc = subprocess.Popen([sys.executable, PEER, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    port = []
+    ready = threading.Event()
+
+    def pump():
+        for line in proc.stderr:
+            if "listening on" in line and not port:
+                port.append(int(line.rsplit(":", 1)[1]))
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert ready.wait(30), "python peer did not start"
+    yield proc, port[0]
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_echo_counts_acks_latency_and_server_cpu(bench_server):
+    out, r = run_bench(bench_server.port, "echo", "-c", 5, "-w", 4, "-b", 64, "-d", 1, "--warmup", 0.2,
+                       pid=bench_server.proc.pid)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["scenario"] == "echo" and r["transport"] == "websocket"
+    assert r["connected"] == 5 and r["errors"] == 0 and r["mismatches"] == 0
+    assert r["operations"] > 50
+    assert 0 < r["latency"]["p50"] <= r["latency"]["p99"] <= r["latency"]["max"]
+    assert r["server_cpu_s"] is not None and r["server_cpu_us_per_op"] > 0
+    assert "echoes" in out.stdout and "latency µs" in out.stdout
+
+
+def test_polling_echo(bench_server):
+    out, r = run_bench(bench_server.port, "polling", "-c", 4, "-w", 3, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["transport"] == "polling" and r["operations"] > 20 and r["errors"] == 0
+
+
+def test_fanout_delivers_every_broadcast_to_every_member(bench_server):
+    out, r = run_bench(bench_server.port, "fanout", "-c", 20, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["broadcasts"] > 0 and r["missing"] == 0
+    assert r["deliveries"] == r["broadcasts"] * 20 == r["operations"]
+    # A paced run sends about the asked rate.
+    out, r = run_bench(bench_server.port, "fanout", "-c", 10, "--rate", 50, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 35 <= r["broadcasts_per_s"] <= 65 and r["missing"] == 0
+
+
+def test_connect_is_bounded_by_count(bench_server):
+    out, r = run_bench(bench_server.port, "connect", "--connections", 30, "--concurrency", 4, "-d", 1.5,
+                       "--warmup", 0)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["operations"] == 30 and r["errors"] == 0
+    assert r["latency"]["count"] == 30
+
+
+def test_idle_holds_connections_and_reports_rss(bench_server):
+    out, r = run_bench(bench_server.port, "idle", "-c", 200, "-d", 1, "--warmup", 0.2, "--source-addresses", 4,
+                       pid=bench_server.proc.pid)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["connected"] == 200 and r["open_at_end"] == 200 and r["errors"] == 0
+    assert r["server_rss_kib_per_connection"] is not None
+
+
+def test_targets_the_python_socketio_peer(python_peer):
+    _, port = python_peer
+    out, r = run_bench(port, "echo", "-c", 3, "-w", 2, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["operations"] > 10 and r["mismatches"] == 0
+    out, r = run_bench(port, "fanout", "-c", 5, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["broadcasts"] > 0 and r["missing"] == 0
+
+
+def test_refuses_non_loopback_targets_and_bad_options():
+    out, _ = run_bench(3000, "echo", "--host", "10.1.2.3")
+    assert out.returncode == 64 and "loopback" in out.stderr
+    out, _ = run_bench(3000, "echo", "--host", "example.com")
+    assert out.returncode == 64
+    out, _ = run_bench(3000, "bogus")
+    assert out.returncode == 64 and "unknown scenario" in out.stderr
+    out, _ = run_bench(3000, "echo", "-c", 0)
+    assert out.returncode == 64
+
+
+def test_unreachable_server_is_a_setup_failure():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    out, r = run_bench(port, "echo", "-c", 3, "-d", 1, "--setup-timeout", 5)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert r["setup_failed"] is True and r["errors"] >= 1
+    assert "connect failed" in r["first_errors"][0]
+
+
+def test_a_server_that_dies_mid_run_is_reported(bench_server):
+    proc = subprocess.Popen([BENCH, "idle", "--port", str(bench_server.port), "-c", "20", "-d", "4", "--warmup", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The first progress line comes once all 20 are connected and the measured window runs.
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:
+        if line.startswith("[idle ") and "open 20" in line:
+            break
+        assert time.monotonic() < deadline, "no progress line"
+    bench_server.proc.kill()
+    stdout, _ = proc.communicate(timeout=30)
+    r = json.loads([l for l in stdout.splitlines() if l.startswith("{")][-1])
+    assert proc.returncode == 1
+    assert r["errors"] == 20 and r["open_at_end"] == 0
