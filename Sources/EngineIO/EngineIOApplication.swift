@@ -24,13 +24,14 @@ public struct EngineIOSocket: Sendable, Hashable {
     /// The event loop that owns the session.
     public let eventLoop: any EventLoop
     /// The request that opened the session.
-    public let request: EngineIORequestInfo
+    public var request: EngineIORequestInfo { self.requestBox.request }
+    private let requestBox: EngineIORequestBox
     let session: NIOLoopBound<EngineIOSession>
 
     init(session: EngineIOSession) {
         self.id = session.id
         self.eventLoop = session.eventLoop
-        self.request = session.request
+        self.requestBox = session.requestBox
         self.session = NIOLoopBound(session, eventLoop: session.eventLoop)
     }
 
@@ -128,4 +129,14 @@ public struct EngineIOSocket: Sendable, Hashable {
 
     /// Hashes the session id.
     public func hash(into hasher: inout Hasher) { hasher.combine(self.id) }
+}
+
+/// One session's request, shared by reference: handles are copied into every callback and kept by
+/// the layers above, and the request (headers, query, address) is too big to copy inline each time.
+final class EngineIORequestBox: Sendable {
+    let request: EngineIORequestInfo
+
+    init(_ request: EngineIORequestInfo) {
+        self.request = request
+    }
 }

@@ -13,7 +13,10 @@ import PerMessageDeflate
 final class EngineIOSession {
     let id: String
     let eventLoop: any EventLoop
-    let request: EngineIORequestInfo
+    /// The request that opened the session, boxed once so that every ``EngineIOSocket`` handle
+    /// (and the Socket.IO objects that keep one) shares it instead of carrying a copy inline.
+    let requestBox: EngineIORequestBox
+    var request: EngineIORequestInfo { self.requestBox.request }
     let server: EngineIOServer
     var transport: EngineIOTransportStateMachine
     private var heartbeat: EngineIOHeartbeatStateMachine
@@ -40,7 +43,7 @@ final class EngineIOSession {
     ) {
         self.id = id
         self.eventLoop = eventLoop
-        self.request = request
+        self.requestBox = EngineIORequestBox(request)
         self.server = server
         self.transport = EngineIOTransportStateMachine(
             transport: websocket == nil ? .polling : .websocket,

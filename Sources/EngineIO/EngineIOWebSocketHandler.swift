@@ -23,7 +23,11 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
 
     enum Mode {
         /// A new session opened directly over WebSocket (with the id announced in its cookie).
-        case handshake(EngineIORequestInfo, sessionID: String?)
+        /// Boxed (`indirect`), so the request does not enlarge every handler for its lifetime; the
+        /// box is released once the session is open.
+        indirect case handshake(EngineIORequestInfo, sessionID: String?)
+        /// The session is open; the request now lives in it.
+        case opened
         /// An upgrade of the polling session with this id.
         case upgrade(sid: String)
         /// A plain WebSocket echo (no Engine.IO): every message goes back as it came.
@@ -31,7 +35,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private let server: EngineIOServer?
-    private let mode: Mode
+    private var mode: Mode
     private let maxMessageSize: Int
     private var socket: EngineIOSocket?
     private var connection: WebSocketConnection?
@@ -69,9 +73,10 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         self.connection = connection
         guard let server = self.server else { return }
         switch self.mode {
-        case .echo:
+        case .echo, .opened:
             break
         case .handshake(let request, let sessionID):
+            self.mode = .opened
             guard
                 let session = server.openSession(
                     request: request,

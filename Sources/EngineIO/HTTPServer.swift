@@ -141,6 +141,12 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Reads start at 512 bytes and adapt (up to 64 KiB): an idle connection keeps its last
+            // read buffer for reuse, and NIO's 2 KiB default was a quarter of an idle socket's memory.
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.initialize(channel: channel, settings: settings, maxFrameSize: maxFrameSize)
@@ -411,7 +417,9 @@ public final class HTTPServer: Sendable {
             method: head.method,
             uri: head.uri,
             query: EngineIOQuery(uri: head.uri),
-            headers: head.headers,
+            // A compact copy: the decoder's array has room for many more headers, and the
+            // request info lives as long as the session.
+            headers: HTTPHeaders(head.headers.map { ($0.name, $0.value) }),
             remoteAddress: channel.remoteAddress,
             isSecure: isSecure,
             issuedAtMilliseconds: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000,

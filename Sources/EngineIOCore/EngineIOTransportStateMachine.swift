@@ -19,7 +19,9 @@ public struct EngineIOTransportStateMachine: Sendable {
     }
 
     private var state: State
-    private var buffer = CircularBuffer<EngineIOPacket>()
+    /// Packets waiting for a long-poll. Small at first: WebSocket sessions never use it, and
+    /// the default capacity of 16 cost 400 bytes per connection.
+    private var buffer = CircularBuffer<EngineIOPacket>(initialCapacity: 1)
     /// The most packets that may wait for a long-poll before the session is closed.
     public let maxBufferedPackets: Int
     /// The most bytes that may wait for a long-poll before the session is closed.
