@@ -170,6 +170,19 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         let packet: EngineIOPacket
         if opcode == .binary {
             packet = .binaryMessage(data)
+        } else if data.readableBytes > 0, data.getInteger(at: data.readerIndex, as: UInt8.self) == UInt8(ascii: "4") {
+            // The common case, a message: one UTF-8 validation that also makes its string (the
+            // type digit is ASCII, so the rest being valid means the whole frame is).
+            let message = data.withUnsafeReadableBytes { raw in
+                String(
+                    validating: UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self).dropFirst()),
+                    as: UTF8.self
+                )
+            }
+            guard let message else {
+                return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
+            }
+            packet = .message(message)
         } else {
             guard String(validating: data.readableBytesView, as: UTF8.self) != nil else {
                 return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
