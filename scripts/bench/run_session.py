@@ -85,18 +85,20 @@ def run_target(name, cmd, bench_bin, quick, out_dir):
     return results
 
 
+# (label, scenario, key, higher_is_better)
 FIGURES = [
-    ("CPU µs per connection (connect)", "connect", "server_cpu_us_per_op"),
-    ("connections/s (connect)", "connect", "ops_per_s"),
-    ("RSS KiB per idle WebSocket (idle)", "idle", "server_rss_kib_per_connection"),
-    ("CPU µs per acked echo (echo C=50 W=10 B=64)", "echo", "server_cpu_us_per_op"),
-    ("echo p99 µs", "echo", ("latency", "p99")),
-    ("CPU µs per room delivery (fanout 1000, saturating)", "fanout", "server_cpu_us_per_op"),
-    ("saturating broadcasts/s (fanout 1000)", "fanout", "broadcasts_per_s"),
-    ("fan-out p99 µs at half the saturating rate", "fanout-half", ("latency", "p99")),
-    ("CPU µs per room delivery at half rate", "fanout-half", "server_cpu_us_per_op"),
-    ("CPU µs per acked echo over polling", "polling", "server_cpu_us_per_op"),
-    ("errors + missing deliveries (all scenarios)", None, None),
+    ("server CPU µs per connection (connect)", "connect", "server_cpu_us_per_op", False),
+    ("connections/s (connect)", "connect", "ops_per_s", True),
+    ("server RSS KiB per idle WebSocket (idle)", "idle", "server_rss_kib_per_connection", False),
+    ("server CPU µs per acked echo (echo C=50 W=10 B=64)", "echo", "server_cpu_us_per_op", False),
+    ("acked echoes/s", "echo", "ops_per_s", True),
+    ("echo p99 µs", "echo", ("latency", "p99"), False),
+    ("server CPU µs per room delivery (fanout 1000, saturating)", "fanout", "server_cpu_us_per_op", False),
+    ("saturating broadcasts/s (fanout 1000)", "fanout", "broadcasts_per_s", True),
+    ("fan-out p99 µs at half the saturating rate", "fanout-half", ("latency", "p99"), False),
+    ("server CPU µs per room delivery at half rate", "fanout-half", "server_cpu_us_per_op", False),
+    ("server CPU µs per acked echo over polling", "polling", "server_cpu_us_per_op", False),
+    ("errors + missing deliveries (all scenarios)", None, None, False),
 ]
 
 
@@ -111,13 +113,16 @@ def figure(results, scenario, key):
 
 def table(all_results):
     names = list(all_results)
-    rows = [["figure", *names] + (["python / swift"] if len(names) == 2 else [])]
-    for label, scenario, key in FIGURES:
+    rows = [["figure", *names] + (["swift's advantage"] if len(names) == 2 else [])]
+    for label, scenario, key, higher_is_better in FIGURES:
         values = [figure(all_results[n], scenario, key) for n in names]
         row = [label, *["—" if v is None else f"{v:g}" for v in values]]
         if len(names) == 2:
-            a, b = values
-            row.append(f"{b / a:.1f}×" if a and b is not None else "—")
+            ours, peer = values
+            if scenario is None or not ours or not peer:
+                row.append("—")
+            else:
+                row.append(f"{(ours / peer if higher_is_better else peer / ours):.1f}×")
         rows.append(row)
     if "swift" in all_results:
         r = all_results["swift"]
@@ -125,7 +130,9 @@ def table(all_results):
                      f"{figure(r, 'polling', 'server_cpu_us_per_op') / figure(r, 'echo', 'server_cpu_us_per_op'):.2f}", ""]
                     + ([""] if len(names) == 2 else []))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows)
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    return "\n".join(lines)
 
 
 def main():
