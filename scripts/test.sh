@@ -41,6 +41,11 @@ step "swift build (debug, with tests)" "$logs/debug.log" swift build --build-tes
 check_warnings "$logs/debug.log" debug
 step "swift build (release)" "$logs/release.log" swift build -c release --product socketio-server
 check_warnings "$logs/release.log" release
+# The micro-benchmarks live behind SOCKETIO_BENCHMARKS: build them (and run the quickest one) so
+# they cannot rot unnoticed.
+step "micro-benchmarks (build + one run)" "$logs/microbench.log" \
+  bash scripts/microbench.sh --filter 'Engine.IO decode message.*'
+grep -q "Engine.IO decode message" "$logs/microbench.log" || { echo "test: micro-benchmark did not run" >&2; exit 1; }
 step "swift test" "$logs/test.log" swift test --skip-build
 grep -E "✘|Test run with" "$logs/test.log" | tail -n 20
 
