@@ -77,6 +77,11 @@ struct BenchRunner {
 
         // Connect.
         let perWorker = max(1, settings.concurrency / workers.count)
+        // Without a warm-up, connect measures from its very first connection.
+        let measureFromStart = settings.scenario == .connect && warmup == 0
+        if measureFromStart {
+            for worker in workers { try await worker.loop.submit { worker.beginWindow() }.get() }
+        }
         if settings.scenario == .connect {
             for worker in workers { try await worker.loop.submit { worker.open([], concurrency: perWorker) }.get() }
         } else {
@@ -128,7 +133,9 @@ struct BenchRunner {
         }
 
         // Measure.
-        for worker in workers { try await worker.loop.submit { worker.beginWindow() }.get() }
+        if !measureFromStart {
+            for worker in workers { try await worker.loop.submit { worker.beginWindow() }.get() }
+        }
         let start = Date()
         let serverStart = serverPID.flatMap(ProcessSample.read(pid:))
         let ownStart = ProcessSample.ownCPUSeconds()
