@@ -127,6 +127,13 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             guard self.message == nil else {
                 return self.fail(context: context, code: .protocolError, reason: .transportError)
             }
+            if frame.fin, frame.opcode == .text, let key = frame.maskKey, !self.isEcho,
+                frame.data.readableBytes <= self.maxMessageSize,
+                let message = Self.asciiMessage(masked: frame.data, key: key)
+            {
+                // The common case, an ASCII message: unmasked straight into its string.
+                return self.forward(.message(message))
+            }
             let data = frame.unmaskedData
             guard data.readableBytes <= self.maxMessageSize else {
                 return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
@@ -153,6 +160,32 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             }
         default:
             self.fail(context: context, code: .protocolError, reason: .transportError)
+        }
+    }
+
+    private var isEcho: Bool {
+        if case .echo = self.mode { return true }
+        return false
+    }
+
+    /// The text of an Engine.IO message packet (`4…`) in a masked frame, unmasked directly into a
+    /// string, when every byte is ASCII (so valid UTF-8); `nil` otherwise, for the general path.
+    /// This saves the unmasked copy of the frame and a second UTF-8 validation per message.
+    static func asciiMessage(masked data: ByteBuffer, key: WebSocketMaskingKey) -> String? {
+        let count = data.readableBytes
+        guard count >= 1 else { return nil }
+        return data.withUnsafeReadableBytes { raw -> String? in
+            guard raw[0] ^ key[0] == UInt8(ascii: "4") else { return nil }
+            var high: UInt8 = 0
+            let text = String(unsafeUninitializedCapacity: count - 1) { out in
+                for i in 1..<count {
+                    let byte = raw[i] ^ key[i & 3]
+                    out[i - 1] = byte
+                    high |= byte
+                }
+                return count - 1
+            }
+            return high & 0x80 == 0 ? text : nil
         }
     }
 

@@ -30,7 +30,9 @@ public final class SocketIOSocket: Sendable {
     }
 
     private struct State {
-        var handlers: [String: SocketIOEventHandler] = [:]
+        /// Boxed: a closure read out of a dictionary needs a reabstraction thunk, which allocated
+        /// once per event; a box is only retained.
+        var handlers: [String: EventHandlerBox] = [:]
         var anyHandlers: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
         var anyOutgoing: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
         var middlewares: [@Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void] = []
@@ -74,7 +76,8 @@ public final class SocketIOSocket: Sendable {
     ///   - event: the event name.
     ///   - handler: called with the arguments and, when the client wants an answer, the ack.
     public func on(_ event: String, _ handler: @escaping SocketIOEventHandler) {
-        self.state.withLockedValue { $0.handlers[event] = handler }
+        let box = EventHandlerBox(handler)
+        self.state.withLockedValue { $0.handlers[event] = box }
     }
 
     /// Handles event `event`, decoding its first argument as `T` (events whose argument does
@@ -326,7 +329,7 @@ public final class SocketIOSocket: Sendable {
             }
             for listener in any { listener(self, name, args) }
             let ack = packet.ackID.map { SocketIOAck(socket: self, id: $0) }
-            handler?(self, args, ack)
+            handler?.handler(self, args, ack)
         case .ack, .binaryAck:
             guard let id = packet.ackID else { return }
             self.completeAck(id: id, .success(packet.arguments))
@@ -424,5 +427,14 @@ public struct SocketIOSocketEmitter: Sendable {
             payload: .array([.string(event)] + args)
         )
         self.socket.send(OutgoingPacket(packet), volatile: self.volatile, compress: self.compress)
+    }
+}
+
+/// An event handler, boxed so that looking it up allocates nothing.
+final class EventHandlerBox: Sendable {
+    let handler: SocketIOEventHandler
+
+    init(_ handler: @escaping SocketIOEventHandler) {
+        self.handler = handler
     }
 }
