@@ -115,6 +115,11 @@ struct BenchCommand: AsyncParsableCommand {
         _ = try Self.loopbackAddress(host: host, port: port)
     }
 
+    /// The `Host` header value: IPv6 literals in brackets (RFC 7230 §5.4).
+    static func hostHeader(host: String, port: Int) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     /// Resolves `host` to a loopback address, refusing anything else.
     static func loopbackAddress(host: String, port: Int) throws -> SocketAddress {
         let literal = host == "localhost" ? "127.0.0.1" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
@@ -140,7 +145,7 @@ struct BenchCommand: AsyncParsableCommand {
         let settings = BenchSettings(
             scenario: scenario,
             polling: polling,
-            host: "\(host):\(port)",
+            host: Self.hostHeader(host: host, port: port),
             address: address,
             path: path,
             namespace: namespace,
