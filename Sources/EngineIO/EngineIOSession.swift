@@ -387,12 +387,8 @@ package struct WebSocketConnection: Sendable {
         -> Bool
     {
         let size = packet.wireSize
-        if let limits {
-            let admitted = self.state.withLockedValue { state in
-                state.pendingPackets < limits.packets && state.pendingBytes + size <= limits.bytes
-            }
-            guard admitted else { return false }
-        }
+        // The limits are checked under the same lock that queues the entry (below); making the
+        // entry first costs nothing worth a second lock round.
         let entry: OutboundQueue.Entry
         switch packet {
         case .binaryMessage(let bytes):
