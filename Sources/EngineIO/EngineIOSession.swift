@@ -371,7 +371,7 @@ package struct WebSocketConnection: Sendable {
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
 
     /// Whether every frame written so far has left the process.
-    var isIdle: Bool { self.state.withLockedValue { $0.pendingPackets == 0 } }
+    package var isIdle: Bool { self.state.withLockedValue { $0.pendingPackets == 0 } }
 
     /// Writes one packet as one frame.
     ///
