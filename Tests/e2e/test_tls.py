@@ -103,23 +103,33 @@ def test_wss_with_websockets_and_deflate(start_server, certs):
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_python_socketio_over_https(start_server, certs, transport, monkeypatch):
-    import requests
+def test_python_socketio_over_https(start_server, certs, transport):
+    import asyncio
+    import ssl
+
+    import aiohttp
     import socketio
 
-    # python-engineio verifies with requests' CA bundle (REQUESTS_CA_BUNDLE for the test CA).
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", c(certs, "ca.pem"))
+    # The asyncio client: the threaded client reads and writes one SSL object from two threads,
+    # which OpenSSL does not support; about one connection in twenty then stalls its reader
+    # when the server's answer arrives while a frame is being written (seen here, and never
+    # with this client or over plain WebSocket).
     # Node's heartbeat defaults: this test is about TLS, and the interop profile's 1 s / 2 s
     # heartbeat could close a busy client's session in the middle of an ack.
     server = start_server("--profile", "interop", "--ping-interval", "25000", "--ping-timeout", "20000",
                           *tls_args(certs))
-    session = requests.Session()
-    session.verify = c(certs, "ca.pem")
-    client = socketio.Client(reconnection=False, http_session=session, ssl_verify=True)
-    client.connect(f"https://localhost:{server.port}", auth={"token": "t"}, transports=[transport], wait_timeout=10)
-    assert client.call("ack", ("a", b"\x01"), timeout=10) == ("a", b"\x01")
-    assert client.call("join", "r", timeout=10) == "joined:r"
-    client.disconnect()
+
+    async def run():
+        context = ssl.create_default_context(cafile=c(certs, "ca.pem"))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+            client = socketio.AsyncClient(reconnection=False, http_session=http)
+            await client.connect(f"https://localhost:{server.port}", auth={"token": "t"}, transports=[transport],
+                                 wait_timeout=10)
+            assert await client.call("ack", ("a", b"\x01"), timeout=10) in (("a", b"\x01"), ["a", b"\x01"])
+            assert await client.call("join", "r", timeout=10) == "joined:r"
+            await client.disconnect()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
 
 
 def test_official_js_client_in_node_over_https(start_server, certs, bundle):
