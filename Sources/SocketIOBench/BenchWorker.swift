@@ -55,7 +55,6 @@ struct WorkerReport: Sendable {
     var joined = 0
     var errors = 0
     var mismatches = 0
-    var closedEarly = 0
     var broadcastsSent = 0
     var windowStartSeq = 0
     var windowEndSeq = 0
@@ -69,7 +68,6 @@ struct WorkerReport: Sendable {
         joined += other.joined
         errors += other.errors
         mismatches += other.mismatches
-        closedEarly += other.closedEarly
         broadcastsSent += other.broadcastsSent
         windowStartSeq = max(windowStartSeq, other.windowStartSeq)
         windowEndSeq = max(windowEndSeq, other.windowEndSeq)
@@ -287,7 +285,6 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
         if connection.index == senderIndex { sender = nil }
         guard running, let error else { return }
         report.errors += 1
-        report.closedEarly += 1
         if report.firstErrors.count < 5 { report.firstErrors.append(error) }
         if settings.scenario == .connect || toOpen.count > 0 { openNext() }
     }
