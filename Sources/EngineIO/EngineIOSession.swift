@@ -347,8 +347,9 @@ package struct WebSocketConnection: Sendable {
         var spare: [Entry] = []
     }
 
-    /// The writer below the frame encoder, when the pipeline has one.
-    private let raw: NIOLoopBound<WebSocketRawWriter>?
+    /// The writer below the frame encoder, through which every frame that needs no
+    /// permessage-deflate goes out already framed.
+    private let raw: NIOLoopBound<WebSocketRawWriter>
     /// The smallest payload permessage-deflate compresses, when it was negotiated.
     private let compressionThreshold: Int?
 
@@ -357,14 +358,14 @@ package struct WebSocketConnection: Sendable {
 
     package init(
         channel: any Channel,
-        raw: WebSocketRawWriter? = nil,
+        raw: WebSocketRawWriter,
         compressionThreshold: Int? = nil,
         scheduler: WebSocketFlushScheduler? = nil
     ) {
         self.channel = channel
         self.scheduler = scheduler
         self.state = NIOLockedValueBox(OutboundQueue())
-        self.raw = raw.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
+        self.raw = NIOLoopBound(raw, eventLoop: channel.eventLoop)
         self.compressionThreshold = compressionThreshold
     }
 
@@ -452,28 +453,27 @@ package struct WebSocketConnection: Sendable {
             swap(&state.entries, &state.spare)
             return (state.queuedPackets, state.queuedBytes)
         }
-        let raw = self.raw?.value.context
-        // Without the raw writer, the last frame's write carries the batch's completion.
-        var lastFrame: Int?
-        if raw == nil {
-            for (index, entry) in entries.enumerated() {
-                if case .frame = entry { lastFrame = index }
+        guard let raw = self.raw.value.context else {
+            // The pipeline is being torn down: nothing more will reach the client.
+            self.state.withLockedValue {
+                $0.pendingPackets -= packets
+                $0.pendingBytes -= bytes
             }
+            return
         }
-        let done = raw == nil ? self.channel.eventLoop.makePromise(of: Void.self) : nil
         let count = entries.count
         // Small frames accumulate here, header and payload, to go out as one buffer (sized
         // for all of them up front).
         var batch: ByteBuffer?
         var batchCapacity = 0
-        if raw != nil, count > 1 {
+        if count > 1 {
             for case .frame(let data, _, let compress) in entries
             where data.readableBytes <= Self.copyLimit && self.mayWriteRaw(data, compress: compress) {
                 batchCapacity += data.readableBytes + WebSocketRawWriter.headerSize(length: data.readableBytes)
             }
         }
         func writeBatch() {
-            if let pending = batch, let raw {
+            if let pending = batch {
                 raw.write(NIOAny(pending), promise: nil)
                 batch = nil
             }
@@ -484,42 +484,39 @@ package struct WebSocketConnection: Sendable {
         while let entry = entries.popLast() {
             switch consume entry {
             case .frame(var data, let opcode, let compress):
-                if let raw, self.mayWriteRaw(data, compress: compress) {
-                    let length = data.readableBytes
-                    let headerSize = WebSocketRawWriter.headerSize(length: length)
-                    // A lone frame (an ack, an emit to one socket) takes its header in its own
-                    // headroom when no one else holds its buffer: no allocation, one iovec.
-                    if count > 1 || length > Self.copyLimit || !Self.prependHeader(to: &data, opcode: opcode) {
-                        if length <= Self.copyLimit {
-                            if batch == nil {
-                                batch = raw.channel.allocator.buffer(capacity: max(batchCapacity, length + headerSize))
-                            }
-                            let at = batch!.writerIndex
-                            batch!.moveWriterIndex(forwardBy: headerSize)
-                            WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &batch!, at: at)
-                            batch!.writeImmutableBuffer(data)
-                            continue
-                        }
-                        writeBatch()
-                        if !Self.prependHeader(to: &data, opcode: opcode) {
-                            var header = raw.channel.allocator.buffer(capacity: headerSize)
-                            header.moveWriterIndex(forwardBy: headerSize)
-                            WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &header, at: 0)
-                            raw.write(NIOAny(header), promise: nil)
-                        }
-                    }
+                guard self.mayWriteRaw(data, compress: compress) else {
                     writeBatch()
-                    raw.write(NIOAny(data), promise: nil)
+                    if !compress {
+                        // Tells the permessage-deflate handler to send this frame as is.
+                        self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
+                    }
+                    self.channel.write(WebSocketFrame(fin: true, opcode: opcode, data: data), promise: nil)
                     continue
                 }
-                writeBatch()
-                if !compress {
-                    // Tells the permessage-deflate handler (if any) to send this frame as is.
-                    self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
+                let length = data.readableBytes
+                let headerSize = WebSocketRawWriter.headerSize(length: length)
+                if count == 1 || length > Self.copyLimit, Self.prependHeader(to: &data, opcode: opcode) {
+                    // A lone frame (an ack, an emit to one socket) or a large one that no one else
+                    // holds takes its header in its own headroom: no allocation, one iovec.
+                    writeBatch()
+                    raw.write(NIOAny(data), promise: nil)
+                } else if length <= Self.copyLimit {
+                    if batch == nil {
+                        batch = raw.channel.allocator.buffer(capacity: max(batchCapacity, length + headerSize))
+                    }
+                    let at = batch!.writerIndex
+                    batch!.moveWriterIndex(forwardBy: headerSize)
+                    WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &batch!, at: at)
+                    batch!.writeImmutableBuffer(data)
+                } else {
+                    // A large shared buffer (a broadcast) goes out as it is, after its header.
+                    writeBatch()
+                    var header = raw.channel.allocator.buffer(capacity: headerSize)
+                    header.moveWriterIndex(forwardBy: headerSize)
+                    WebSocketRawWriter.setHeader(opcode: opcode, length: length, in: &header, at: 0)
+                    raw.write(NIOAny(header), promise: nil)
+                    raw.write(NIOAny(data), promise: nil)
                 }
-                let frame = WebSocketFrame(fin: true, opcode: opcode, data: data)
-                // After the pop, this entry's index in the original order is `count - 1 - entries.count`.
-                self.channel.write(frame, promise: count - 1 - entries.count == lastFrame ? done : nil)
             case .close(let request):
                 writeBatch()
                 self.channel.flush()
@@ -529,7 +526,7 @@ package struct WebSocketConnection: Sendable {
         writeBatch()
         self.channel.flush()
         self.state.withLockedValue { $0.spare = entries }
-        self.account(packets: packets, bytes: bytes, raw: raw, done: done, lastFrame: lastFrame)
+        self.account(packets: packets, bytes: bytes, raw: raw)
     }
 
     /// Writes the frame header into `data`'s headroom when the buffer is not shared and has
@@ -550,40 +547,25 @@ package struct WebSocketConnection: Sendable {
     /// Takes the batch off the pending counts once the kernel has its bytes: at once when the
     /// channel buffers nothing after the flush (the usual case, with no promise or callback),
     /// else when a write after it completes (writes complete in order).
-    private func account(
-        packets: Int,
-        bytes: Int,
-        raw: ChannelHandlerContext?,
-        done: EventLoopPromise<Void>?,
-        lastFrame: Int?
-    ) {
-        guard packets > 0 else {
-            done?.succeed()
-            return
-        }
+    private func account(packets: Int, bytes: Int, raw: ChannelHandlerContext) {
+        guard packets > 0 else { return }
         let state = self.state
-        if done == nil, let buffered = try? self.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
+        if let buffered = try? self.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
             state.withLockedValue {
                 $0.pendingPackets -= packets
                 $0.pendingBytes -= bytes
             }
             return
         }
-        let settle: @Sendable () -> Void = {
-            state.withLockedValue {
-                $0.pendingPackets -= packets
-                $0.pendingBytes -= bytes
-            }
-        }
-        if let done {
-            if lastFrame == nil { done.succeed() }
-            done.futureResult.whenComplete { _ in settle() }
-            return
-        }
-        guard let raw else { return settle() }
+        // An empty write after the batch completes when the kernel has taken all of it.
         let marker = self.channel.eventLoop.makePromise(of: Void.self)
-        marker.futureResult.whenComplete { _ in settle() }
-        raw.write(NIOAny(raw.channel.allocator.buffer(capacity: 0)), promise: marker)
+        marker.futureResult.whenComplete { _ in
+            state.withLockedValue {
+                $0.pendingPackets -= packets
+                $0.pendingBytes -= bytes
+            }
+        }
+        raw.write(NIOAny(ByteBuffer()), promise: marker)
         self.channel.flush()
     }
 

@@ -63,7 +63,13 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let raw = try? context.pipeline.syncOperations.handler(type: WebSocketRawWriter.self)
+        guard let raw = try? context.pipeline.syncOperations.handler(type: WebSocketRawWriter.self) else {
+            // HTTPServer installs the writer with every WebSocket handler; without it nothing
+            // could be sent.
+            self.closing = true
+            context.close(promise: nil)
+            return
+        }
         let connection = WebSocketConnection(
             channel: context.channel,
             raw: raw,

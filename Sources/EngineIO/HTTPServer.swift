@@ -373,6 +373,7 @@ public final class HTTPServer: Sendable {
     ) throws {
         if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
             try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
+            try WebSocketRawWriter.install(in: channel)
             try channel.pipeline.syncOperations.addHandler(
                 EngineIOWebSocketHandler(echoWithMaxMessageSize: echo.maxMessageSize, framesUnmasked: deflate != nil)
             )
