@@ -251,6 +251,24 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// The 101's extra headers: permessage-deflate's answer, when the client offered it.
+    private static func acceptHeaders(
+        _ head: HTTPRequestHead,
+        _ configuration: PerMessageDeflateConfiguration,
+        _ logger: Logger,
+        _ refusal: UpgradeRefusal
+    ) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        Self.negotiateDeflate(
+            head: head,
+            configuration: configuration,
+            logger: logger,
+            headers: &headers,
+            notes: refusal
+        )
+        return headers
+    }
+
     private func shouldUpgrade(
         channel: any Channel,
         head: HTTPRequestHead,
@@ -258,17 +276,13 @@ public final class HTTPServer: Sendable {
     ) -> EventLoopFuture<HTTPHeaders?> {
         let loop = channel.eventLoop
         if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
-            var headers = HTTPHeaders()
-            Self.negotiateDeflate(
-                head: head,
-                configuration: echo.perMessageDeflate,
-                logger: self.configuration.logger,
-                headers: &headers,
-                notes: refusal
-            )
+            let headers = Self.acceptHeaders(head, echo.perMessageDeflate, self.configuration.logger, refusal)
             return loop.makeSucceededFuture(headers)
         }
         guard let (server, kind) = self.route(head) else { return loop.makeSucceededFuture(nil) }
+        func acceptHeaders() -> HTTPHeaders {
+            Self.acceptHeaders(head, server.configuration.perMessageDeflate, server.configuration.logger, refusal)
+        }
         switch kind {
         case .failure(let error):
             refusal.set(error)
@@ -278,28 +292,13 @@ public final class HTTPServer: Sendable {
                 refusal.set(.unknownSid)
                 return loop.makeSucceededFuture(nil)
             }
-            var headers = HTTPHeaders()
-            Self.negotiateDeflate(
-                head: head,
-                configuration: server.configuration.perMessageDeflate,
-                logger: server.configuration.logger,
-                headers: &headers,
-                notes: refusal
-            )
-            return loop.makeSucceededFuture(headers)
+            return loop.makeSucceededFuture(acceptHeaders())
         case .success(.websocketHandshake):
             guard server.hasCapacity else {
                 refusal.set(.tooManySessions)
                 return loop.makeSucceededFuture(nil)
             }
-            var headers = HTTPHeaders()
-            Self.negotiateDeflate(
-                head: head,
-                configuration: server.configuration.perMessageDeflate,
-                logger: server.configuration.logger,
-                headers: &headers,
-                notes: refusal
-            )
+            var headers = acceptHeaders()
             if let cookie = server.configuration.cookie {
                 // The id is chosen now so that the 101 response can carry the sid cookie.
                 let id = server.configuration.sessionIDGenerator()
