@@ -19,21 +19,9 @@ struct BenchRunner {
         try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
     }
 
-    private func total(
-        _ workers: [BenchWorker]
-    ) async throws
-        -> (operations: Int, errors: Int, connected: Int, joined: Int, opening: Int, open: Int)
-    {
-        var sum = (operations: 0, errors: 0, connected: 0, joined: 0, opening: 0, open: 0)
-        for worker in workers {
-            let part = try await worker.loop.submit { worker.progress() }.get()
-            sum.operations += part.operations
-            sum.errors += part.errors
-            sum.connected += part.connected
-            sum.joined += part.joined
-            sum.opening += part.opening
-            sum.open += part.open
-        }
+    private func total(_ workers: [BenchWorker]) async throws -> BenchProgress {
+        var sum = BenchProgress()
+        for worker in workers { sum = sum + (try await worker.loop.submit { worker.progress() }.get()) }
         return sum
     }
 
@@ -43,7 +31,7 @@ struct BenchRunner {
         _ workers: [BenchWorker],
         label: String,
         timeout: Double,
-        done: ((operations: Int, errors: Int, connected: Int, joined: Int, opening: Int, open: Int)) -> Bool
+        done: (BenchProgress) -> Bool
     ) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         var lastPrint = Date()

@@ -43,6 +43,29 @@ final class SharedCounters: Sendable {
     }
 }
 
+/// Counts read while a run goes on (progress lines, setup waits), summed over the workers.
+struct BenchProgress: Sendable {
+    var operations = 0
+    var errors = 0
+    var connected = 0
+    var joined = 0
+    /// Connections opened and not yet connected.
+    var opening = 0
+    /// Connections open now.
+    var open = 0
+
+    static func + (lhs: Self, rhs: Self) -> Self {
+        BenchProgress(
+            operations: lhs.operations + rhs.operations,
+            errors: lhs.errors + rhs.errors,
+            connected: lhs.connected + rhs.connected,
+            joined: lhs.joined + rhs.joined,
+            opening: lhs.opening + rhs.opening,
+            open: lhs.open + rhs.open
+        )
+    }
+}
+
 /// A snapshot of one worker's measurements, merged across workers at the end.
 struct WorkerReport: Sendable {
     var latency = Histogram<UInt64>(
@@ -401,8 +424,15 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
     func snapshot() -> WorkerReport { report }
 
     /// A cheap progress view: operations, errors and connected clients.
-    func progress() -> (operations: Int, errors: Int, connected: Int, joined: Int, opening: Int, open: Int) {
-        (report.operations, report.errors, report.connected, report.joined, startedAt.count, connections.count)
+    func progress() -> BenchProgress {
+        BenchProgress(
+            operations: report.operations,
+            errors: report.errors,
+            connected: report.connected,
+            joined: report.joined,
+            opening: startedAt.count,
+            open: connections.count
+        )
     }
 
     /// Closes every connection.
