@@ -11,7 +11,7 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config ca-certificates)
+APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config ca-certificates openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
