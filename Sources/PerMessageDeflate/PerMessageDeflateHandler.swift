@@ -197,7 +197,7 @@ public final class PerMessageDeflateHandler: ChannelDuplexHandler, RemovableChan
         }
         if self.parameters.serverNoContextTakeover { deflater.reset() }
         // Strip the 00 00 FF FF that the sync flush ends with (RFC 7692 §7.2.1).
-        if output.readableBytes >= 4, output.getBytes(at: output.writerIndex - 4, length: 4) == [0, 0, 0xFF, 0xFF] {
+        if output.readableBytes >= 4, output.getInteger(at: output.writerIndex - 4, as: UInt32.self) == 0x0000_FFFF {
             output.moveWriterIndex(to: output.writerIndex - 4)
         }
         if self.parameters.serverNoContextTakeover {
