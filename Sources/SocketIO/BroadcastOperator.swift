@@ -172,19 +172,21 @@ enum BroadcastAckCollector {
         timeout: TimeAmount
     ) async -> BroadcastAckResult {
         guard let first = receivers.first else { return BroadcastAckResult(responses: [:], missing: []) }
-        let id = first.namespace.nextAckID()
+        let ackID = first.namespace.nextAckID()
         var packet = packet
-        packet.ackID = id
+        packet.ackID = ackID
         let encoded = OutgoingPacket(packet)
         return await withCheckedContinuation { continuation in
             let collector = Collector(waiting: Set(receivers.map(\.id)), continuation: continuation)
             let timer = first.engine.eventLoop.scheduleTask(in: timeout) {
-                for missing in collector.timedOut() {
-                    receivers.first { $0.id == missing }?.completeAck(id: id, .failure(.timeout))
-                }
+                let missing = collector.timedOut()
+                guard !missing.isEmpty else { return }
+                // One pass over the receivers, not one search per missing answer.
+                let byID = Dictionary(receivers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+                for id in missing { byID[id]?.completeAck(id: ackID, .failure(.timeout)) }
             }
             for socket in receivers {
-                let registered = socket.registerAck(id: id, timeout: nil) { result in
+                let registered = socket.registerAck(id: ackID, timeout: nil) { result in
                     collector.record(socket.id, result)
                 }
                 if registered { socket.send(encoded, volatile: options.volatile, compress: options.compress) }
