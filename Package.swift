@@ -106,6 +106,7 @@ let package = Package(
                 "EngineIOCore",
                 nioCore,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 logging,
             ],

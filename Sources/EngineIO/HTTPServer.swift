@@ -139,7 +139,8 @@ public final class HTTPServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY: ServerBootstrap sets it on the listening socket and Linux hands it down
+            // to accepted sockets, so no extra system call per connection.
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // Reads start at 512 bytes and adapt (up to 64 KiB): an idle connection keeps its last
             // read buffer for reuse, and NIO's 2 KiB default was a quarter of an idle socket's memory.

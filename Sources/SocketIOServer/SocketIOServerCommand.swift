@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import OpenSSLTLS
 import PerMessageDeflate
 import SocketIO
@@ -189,6 +190,14 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(
+        help: """
+            Event loop threads. Default: the CPUs this process may run on (its CPU affinity, within any \
+            cgroup quota), so a server started with `taskset -c 0` runs one event loop.
+            """
+    )
+    var threads: Int?
+
     func validate() throws {
         guard self.path.hasPrefix("/") else { throw ValidationError("--path must start with '/'") }
         guard self.maxPayload > 0 else { throw ValidationError("--max-payload must be positive") }
@@ -198,6 +207,9 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0...65535") }
         _ = try self.parsedTransports()
         guard Logger.Level(rawValue: self.logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        if let threads = self.threads, !(1...1024).contains(threads) {
+            throw ValidationError("--threads must be 1...1024")
+        }
         guard (self.tlsCertificate == nil) == (self.tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
@@ -227,6 +239,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "socketio-server")
         var (http, endpoints) = try self.makeServer(logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads ?? Self.availableCPUs())
+        http.eventLoopGroup = group
         let tls = try self.makeTLS()
         if let tls {
             http.isSecure = true
@@ -271,6 +285,26 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         }
         defer { for source in sources { source.cancel() } }
         try await task.value
+        try? await group.shutdownGracefully()
+    }
+
+    /// The CPUs this process may run on: its affinity list (`taskset`), capped by NIO's count,
+    /// which honours cgroup quotas and cpusets.
+    static func availableCPUs() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+        else { return System.coreCount }
+        // "0", "0-1", "0,2-3": ranges of CPU numbers.
+        var affinity = 0
+        for range in line.dropFirst("Cpus_allowed_list:".count).split(separator: ",") {
+            let bounds = range.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            if bounds.count == 1 {
+                affinity += 1
+            } else if bounds.count == 2, bounds[1] >= bounds[0] {
+                affinity += bounds[1] - bounds[0] + 1
+            }
+        }
+        return affinity > 0 ? min(affinity, System.coreCount) : System.coreCount
     }
 
     func makeTLS() throws -> TLSContextHolder? {

@@ -13,15 +13,16 @@ BINARY = os.environ.get("SOCKETIO_SERVER_BIN", os.path.join(ROOT, ".build", "deb
 
 
 class Server:
-    def __init__(self, args):
+    def __init__(self, args, prefix=()):
         self.args = args
+        self.prefix = list(prefix)
         self.proc = None
         self.port = None
         self.stderr_lines = []
 
     def start(self, timeout=20):
         self.proc = subprocess.Popen(
-            [BINARY, *self.args, "--port", "0"],
+            [*self.prefix, BINARY, *self.args, "--port", "0"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -63,6 +64,14 @@ class Server:
                     return int(line.split()[1])
         return 0
 
+    def event_loop_threads(self):
+        """The number of NIO event loop threads (named NIO-ELT-…)."""
+        count = 0
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/comm") as f:
+                count += f.read().startswith("NIO-ELT")
+        return count
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -92,8 +101,8 @@ def conformance_server():
 def start_server():
     started = []
 
-    def start(*args):
-        server = Server(list(args)).start()
+    def start(*args, prefix=()):
+        server = Server(list(args), prefix=prefix).start()
         started.append(server)
         return server
 

@@ -1,6 +1,7 @@
 """The executable's command line: help, validation, and the options of the default profile."""
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -18,12 +19,13 @@ def test_help_lists_profiles_and_options():
     assert out.returncode == 0
     for word in ["--profile", "conformance", "--port", "--path", "--cors-origin", "--ping-interval", "--max-payload",
                  "--transports", "--cookie", "--max-sessions", "--request-header-timeout", "SIGTERM",
-                 "engineio-echo", "--connect-timeout", "--ack-timeout", "--max-attachments"]:
+                 "engineio-echo", "--connect-timeout", "--ack-timeout", "--max-attachments", "--threads"]:
         assert word in out.stdout, word
 
 
 def test_invalid_options_are_refused():
-    for args in (["--transports", "pigeon"], ["--path", "no-slash"], ["--port", "70000"], ["--log-level", "loud"]):
+    for args in (["--transports", "pigeon"], ["--path", "no-slash"], ["--port", "70000"], ["--log-level", "loud"],
+                 ["--threads", "0"]):
         out = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
         assert out.returncode != 0, args
         assert "Error" in out.stderr, out.stderr
@@ -121,3 +123,42 @@ def test_bench_profile(start_server):
         assert await c.recv(skip_pings=True) == "434[]", "c is not in the room: its next packet is its own ack"
 
     run(main())
+
+
+async def bench_echo(port):
+    """A Socket.IO connect and one acked echo over a raw WebSocket."""
+    ws = rawclient.WebSocket(port)
+    assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
+    assert (await ws.recv()).startswith("0{")
+    ws.send_text("40")
+    assert (await ws.recv()).startswith('40{"sid":')
+    ws.send_text('421["echo","hi"]')
+    assert await ws.recv(skip_pings=True) == '431["hi"]'
+    ws.close()
+
+
+def test_event_loop_threads_follow_cpu_affinity(start_server):
+    """One event loop per CPU the process may run on: `taskset -c 0` gives one (two loops on one
+    core would only add wake-ups and context switches); --threads overrides it."""
+    pinned = start_server("--profile", "bench", "--host", "127.0.0.1", prefix=["taskset", "-c", "0"])
+    assert pinned.event_loop_threads() == 1
+    run(bench_echo(pinned.port))
+    chosen = start_server("--profile", "bench", "--host", "127.0.0.1", "--threads", "3")
+    assert chosen.event_loop_threads() == 3
+    run(bench_echo(chosen.port))
+    default = start_server("--profile", "bench", "--host", "127.0.0.1")
+    assert default.event_loop_threads() == min(len(os.sched_getaffinity(0)), os.cpu_count())
+
+
+def test_serves_as_an_unprivileged_user(start_server):
+    """Connections work without root: no socket option that needs privileges (SO_DEBUG, which
+    a misspelt TCP_NODELAY once set, failed every accepted connection for other users)."""
+    if os.geteuid() != 0:
+        # The whole suite already runs unprivileged.
+        return run(bench_echo(start_server("--profile", "bench", "--host", "127.0.0.1").port))
+    server = start_server("--profile", "bench", "--host", "127.0.0.1",
+                          prefix=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        uid_line = next(line for line in f if line.startswith("Uid:"))
+    assert uid_line.split()[1] == "65534", uid_line
+    run(bench_echo(server.port))
