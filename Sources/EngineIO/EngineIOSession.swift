@@ -30,6 +30,8 @@ final class EngineIOSession {
     var attachment: AnyObject?
     /// Whether the packets being sent may be compressed (the application's `compress` flag).
     private var compress = true
+    /// The slow-consumer limits of the WebSocket queue (from the configuration, read once).
+    private let limits: (packets: Int, bytes: Int)
     /// A handle for the application. Made on demand: a stored handle would hold the session
     /// strongly from inside itself and keep every closed session alive.
     var handle: EngineIOSocket { EngineIOSocket(session: self) }
@@ -55,6 +57,7 @@ final class EngineIOSession {
             pingTimeout: server.configuration.pingTimeout
         )
         self.websocket = websocket
+        self.limits = (server.configuration.maxBufferedPackets, server.configuration.maxBufferedBytes)
     }
 
     /// Sends the open packet, arms the heartbeat and tells the application.
@@ -87,9 +90,7 @@ final class EngineIOSession {
             self.answerPoll(packets)
         case .writeWebSocket(let packet):
             guard let websocket = self.websocket else { return }
-            let config = self.server.configuration
-            let limits = (packets: config.maxBufferedPackets, bytes: config.maxBufferedBytes)
-            if !websocket.send(packet, compress: self.compress, limits: limits) {
+            if !websocket.send(packet, compress: self.compress, limits: self.limits) {
                 // A client that stops reading: bound what it can make the server hold.
                 self.close(reason: .bufferFull)
             }
@@ -149,8 +150,8 @@ final class EngineIOSession {
     // MARK: Incoming
 
     /// Handles one packet from the client. `via` is the WebSocket it came over, `nil` for polling.
-    func received(_ packet: EngineIOPacket, via connection: WebSocketConnection?) {
-        if let connection, let candidate, connection.id == candidate.id {
+    func received(_ packet: EngineIOPacket, viaConnection connectionID: ObjectIdentifier?) {
+        if let connectionID, let candidate, connectionID == candidate.id {
             self.receivedFromCandidate(packet)
             return
         }
@@ -241,7 +242,7 @@ final class EngineIOSession {
     func postFinished(_ packets: [EngineIOPacket]) {
         for packet in packets {
             if self.transport.isClosed { break }
-            self.received(packet, via: nil)
+            self.received(packet, viaConnection: nil)
         }
         self.transport.postFinished()
     }

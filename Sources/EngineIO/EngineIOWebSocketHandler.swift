@@ -1,6 +1,6 @@
 import EngineIOCore
-import NIOCore
-import NIOWebSocket
+package import NIOCore
+package import NIOWebSocket
 import PerMessageDeflate
 
 /// Turns WebSocket frames into Engine.IO packets for one session, and enforces RFC 6455 on the way.
@@ -38,7 +38,11 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     private var mode: Mode
     private let maxMessageSize: Int
     private var socket: EngineIOSocket?
+    /// The session itself when it lives on this channel's loop (always, unless the socket
+    /// upgraded a long-polling session opened on another loop): messages go to it directly.
+    private var localSession: EngineIOSession?
     private var connection: WebSocketConnection?
+    private var connectionID: ObjectIdentifier?
     private var message: (opcode: WebSocketOpcode, buffer: ByteBuffer)?
     private var closing = false
     private var closeReason: EngineIOCloseReason = .transportClose
@@ -77,6 +81,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             scheduler: self.server?.flushScheduler(for: context.eventLoop)
         )
         self.connection = connection
+        self.connectionID = connection.id
         guard let server = self.server else { return }
         switch self.mode {
         case .echo, .opened:
@@ -97,6 +102,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
                 return
             }
             self.socket = session.handle
+            self.localSession = session
         case .upgrade(let sid):
             guard let socket = server.session(id: sid) else {
                 connection.close(code: .normalClosure, closePacket: false)
@@ -104,6 +110,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
                 return
             }
             self.socket = socket
+            if socket.eventLoop === context.eventLoop { self.localSession = socket.session.value }
             socket.eventLoop.execute {
                 // A second WebSocket for a session that is already upgrading or upgraded is
                 // accepted at the HTTP level and then closed, leaving the first one untouched.
@@ -135,7 +142,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             }
             if frame.fin, frame.opcode == .text, let key = frame.maskKey, !self.isEcho,
                 frame.data.readableBytes <= self.maxMessageSize,
-                let message = Self.asciiMessage(masked: frame.data, key: key)
+                let message = MaskedText.asciiMessage(masked: frame.data, key: key)
             {
                 // The common case, an ASCII message: unmasked straight into its string.
                 return self.forward(.message(message))
@@ -172,27 +179,6 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     private var isEcho: Bool {
         if case .echo = self.mode { return true }
         return false
-    }
-
-    /// The text of an Engine.IO message packet (`4…`) in a masked frame, unmasked directly into a
-    /// string, when every byte is ASCII (so valid UTF-8); `nil` otherwise, for the general path.
-    /// This saves the unmasked copy of the frame and a second UTF-8 validation per message.
-    static func asciiMessage(masked data: ByteBuffer, key: WebSocketMaskingKey) -> String? {
-        let count = data.readableBytes
-        guard count >= 1 else { return nil }
-        return data.withUnsafeReadableBytes { raw -> String? in
-            guard raw[0] ^ key[0] == UInt8(ascii: "4") else { return nil }
-            var high: UInt8 = 0
-            let text = String(unsafeUninitializedCapacity: count - 1) { out in
-                for i in 1..<count {
-                    let byte = raw[i] ^ key[i & 3]
-                    out[i - 1] = byte
-                    high |= byte
-                }
-                return count - 1
-            }
-            return high & 0x80 == 0 ? text : nil
-        }
     }
 
     private func deliver(context: ChannelHandlerContext, opcode: WebSocketOpcode, data: ByteBuffer) {
@@ -236,12 +222,12 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private func forward(_ packet: EngineIOPacket) {
-        guard let socket = self.socket, let connection = self.connection else { return }
-        if socket.eventLoop.inEventLoop {
-            socket.session.value.received(packet, via: connection)
-        } else {
-            socket.eventLoop.execute { socket.session.value.received(packet, via: connection) }
+        if let session = self.localSession {
+            session.received(packet, viaConnection: self.connectionID)
+            return
         }
+        guard let socket = self.socket, let id = self.connectionID else { return }
+        socket.eventLoop.execute { socket.session.value.received(packet, viaConnection: id) }
     }
 
     private func receivedClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
@@ -293,6 +279,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         self.sendClose(context: context, code: request.code)
         // The session closed this socket itself; it needs no notification.
         self.socket = nil
+        self.localSession = nil
     }
 
     private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode, reason: EngineIOCloseReason) {
@@ -349,6 +336,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     private func notifyClosed() {
         guard let socket = self.socket, let connection = self.connection else { return }
         self.socket = nil
+        self.localSession = nil
         let reason = self.closeReason
         if socket.eventLoop.inEventLoop {
             socket.session.value.websocketClosed(connection, reason: reason)
@@ -360,3 +348,44 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
 
 @available(*, unavailable)
 extension EngineIOWebSocketHandler: Sendable {}
+
+/// Unmasking client frames straight into strings.
+package enum MaskedText {
+    /// The text of an Engine.IO message packet (`4…`) in a masked frame, unmasked directly into a
+    /// string, when every byte is ASCII (so valid UTF-8); `nil` otherwise, for the general path.
+    /// This saves the unmasked copy of the frame and a second UTF-8 validation per message.
+    package static func asciiMessage(masked data: ByteBuffer, key: WebSocketMaskingKey) -> String? {
+        let count = data.readableBytes
+        guard count >= 1 else { return nil }
+        let k = (key[0], key[1], key[2], key[3])
+        return data.withUnsafeReadableBytes { raw -> String? in
+            guard raw[0] ^ k.0 == UInt8(ascii: "4") else { return nil }
+            // Output byte j is input byte j + 1, so eight bytes at a time use the key rotated by one.
+            let rotated = UInt32(k.1) | UInt32(k.2) << 8 | UInt32(k.3) << 16 | UInt32(k.0) << 24
+            let wordKey = UInt64(littleEndian: UInt64(rotated) | UInt64(rotated) << 32)
+            var high: UInt64 = 0
+            let length = count - 1
+            let text = String(unsafeUninitializedCapacity: length) { out in
+                let source = raw.baseAddress! + 1
+                let target = UnsafeMutableRawPointer(out.baseAddress!)
+                var j = 0
+                while j + 8 <= length {
+                    let word = source.loadUnaligned(fromByteOffset: j, as: UInt64.self) ^ wordKey
+                    target.storeBytes(of: word, toByteOffset: j, as: UInt64.self)
+                    high |= word
+                    j += 8
+                }
+                while j < length {
+                    let byte =
+                        source.load(fromByteOffset: j, as: UInt8.self)
+                        ^ UInt8(truncatingIfNeeded: rotated >> UInt32((j & 3) * 8))
+                    out[j] = byte
+                    high |= UInt64(byte)
+                    j += 1
+                }
+                return length
+            }
+            return high & 0x8080_8080_8080_8080 == 0 ? text : nil
+        }
+    }
+}

@@ -331,12 +331,39 @@ extension JSONValue {
         return String(buffer: buffer)
     }
 
+    /// Whether any byte is a control character, `"` or `\\`: eight bytes at a time (SWAR), then
+    /// byte by byte for the tail.
+    static func needsEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while i + 8 <= bytes.count {
+                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                // A byte below 0x20; a byte equal to 0x22; a byte equal to 0x5C (each exact as a
+                // whole-word test: non-zero when, and only when, some byte matches).
+                let control = (w &- ones &* 0x20) & ~w & highs
+                let quote = ((w ^ (ones &* 0x22)) &- ones) & ~(w ^ (ones &* 0x22)) & highs
+                let backslash = ((w ^ (ones &* 0x5C)) &- ones) & ~(w ^ (ones &* 0x5C)) & highs
+                if control | quote | backslash != 0 { return true }
+                i += 8
+            }
+        }
+        while i < bytes.count {
+            let c = bytes[i]
+            if c < 0x20 || c == 0x22 || c == 0x5C { return true }
+            i += 1
+        }
+        return false
+    }
+
     static func writeString(_ s: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         let utf8 = s.utf8
         // Fast path: nothing to escape, checked over the contiguous UTF-8 and copied in one go.
         let copied = utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            for c in bytes where c < 0x20 || c == 0x22 || c == 0x5C { return false }
+            guard !Self.needsEscaping(bytes) else { return false }
             buffer.writeBytes(bytes)
             return true
         }

@@ -214,7 +214,7 @@ extension SocketIOPacket {
             return payload.stringValue != nil || payload.objectValue != nil
         case .event, .binaryEvent:
             guard case .array(let items) = self.payload, let first = items.first else { return false }
-            if let name = first.stringValue { return !socketIOReservedEventNames.contains(name) }
+            if let name = first.stringValue { return !Self.isReserved(eventName: name) }
             return first.doubleValue != nil
         case .ack, .binaryAck:
             guard self.ackID != nil else { return false }
@@ -293,7 +293,36 @@ extension SocketIOPacket {
     }
 
     private static func writeDecimal(_ value: UInt64, into text: inout ByteBuffer) {
-        if value >= 10 { Self.writeDecimal(value / 10, into: &text) }
-        text.writeInteger(UInt8(ascii: "0") + UInt8(value % 10))
+        if value < 10 {
+            text.writeInteger(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        // Digits from the right into a stack buffer, then one write (UInt64 has at most 20).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            var rest = value
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            text.writeBytes(UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
+    /// Whether a client may not use `name` as an event name (``socketIOReservedEventNames``),
+    /// with a length-and-first-byte check before the set lookup, since almost no name is reserved.
+    static func isReserved(eventName name: String) -> Bool {
+        switch name.utf8.count {
+        case 7, 10, 11, 13, 14:
+            switch name.utf8.first {
+            case UInt8(ascii: "c"), UInt8(ascii: "d"), UInt8(ascii: "n"), UInt8(ascii: "r"):
+                return socketIOReservedEventNames.contains(name)
+            default:
+                return false
+            }
+        default:
+            return false
+        }
     }
 }
