@@ -482,11 +482,13 @@ package struct WebSocketConnection: Sendable {
         // Entries are moved out one by one (reversed, popped), so that a frame's buffer is
         // uniquely referenced when it is written and its header can go in its headroom.
         entries.reverse()
+        var throughPipeline = false
         while let entry = entries.popLast() {
             switch consume entry {
             case .frame(var data, let opcode, let compress):
                 guard self.mayWriteRaw(data, compress: compress) else {
                     writeBatch()
+                    throughPipeline = true
                     if !compress {
                         // Tells the permessage-deflate handler to send this frame as is.
                         self.channel.triggerUserOutboundEvent(PerMessageDeflateHandler.SkipCompression(), promise: nil)
@@ -520,14 +522,20 @@ package struct WebSocketConnection: Sendable {
                 }
             case .close(let request):
                 writeBatch()
+                throughPipeline = true
                 self.channel.flush()
                 self.channel.triggerUserOutboundEvent(request, promise: nil)
             }
         }
         writeBatch()
-        self.channel.flush()
-        self.state.withLockedValue { $0.spare = entries }
-        self.account(packets: packets, bytes: bytes, raw: raw)
+        if throughPipeline {
+            self.channel.flush()
+        } else {
+            // Everything went in below the frame encoder: flushing from there skips the
+            // handlers above it, which hold nothing.
+            raw.flush()
+        }
+        self.account(packets: packets, bytes: bytes, raw: raw, spare: &entries)
     }
 
     /// Writes the frame header into `data`'s headroom when the buffer is not shared and has
@@ -547,17 +555,25 @@ package struct WebSocketConnection: Sendable {
 
     /// Takes the batch off the pending counts once the kernel has its bytes: at once when the
     /// channel buffers nothing after the flush (the usual case, with no promise or callback),
-    /// else when a write after it completes (writes complete in order).
-    private func account(packets: Int, bytes: Int, raw: ChannelHandlerContext) {
-        guard packets > 0 else { return }
+    /// else when a write after it completes (writes complete in order). Gives the emptied
+    /// entry array back for reuse under the same lock.
+    private func account(
+        packets: Int,
+        bytes: Int,
+        raw: ChannelHandlerContext,
+        spare entries: inout [OutboundQueue.Entry]
+    ) {
         let state = self.state
-        if let buffered = try? self.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
-            state.withLockedValue {
+        let settled =
+            packets == 0 || (try? self.channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0
+        state.withLockedValue {
+            swap(&$0.spare, &entries)
+            if settled {
                 $0.pendingPackets -= packets
                 $0.pendingBytes -= bytes
             }
-            return
         }
+        guard !settled else { return }
         // An empty write after the batch completes when the kernel has taken all of it.
         let marker = self.channel.eventLoop.makePromise(of: Void.self)
         marker.futureResult.whenComplete { _ in
@@ -567,7 +583,7 @@ package struct WebSocketConnection: Sendable {
             }
         }
         raw.write(NIOAny(ByteBuffer()), promise: marker)
-        self.channel.flush()
+        raw.flush()
     }
 
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the
