@@ -51,18 +51,23 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     /// client's masking.
     private let framesUnmasked: Bool
 
-    init(server: EngineIOServer, mode: Mode, framesUnmasked: Bool = false) {
+    /// The handshake's 101 response, written ahead of everything else (with the open packet).
+    private var responsePrefix: ByteBuffer?
+
+    init(server: EngineIOServer, mode: Mode, framesUnmasked: Bool = false, responsePrefix: ByteBuffer? = nil) {
         self.server = server
         self.mode = mode
         self.framesUnmasked = framesUnmasked
+        self.responsePrefix = responsePrefix
         self.maxMessageSize = server.configuration.maxPayload
     }
 
     /// A plain echo handler (the `websocket-echo` profile).
-    init(echoWithMaxMessageSize maxMessageSize: Int, framesUnmasked: Bool) {
+    init(echoWithMaxMessageSize maxMessageSize: Int, framesUnmasked: Bool, responsePrefix: ByteBuffer? = nil) {
         self.server = nil
         self.mode = .echo
         self.framesUnmasked = framesUnmasked
+        self.responsePrefix = responsePrefix
         self.maxMessageSize = maxMessageSize
     }
 
@@ -82,6 +87,10 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         )
         self.connection = connection
         self.connectionID = connection.id
+        if let prefix = self.responsePrefix {
+            self.responsePrefix = nil
+            connection.sendRaw(prefix)
+        }
         guard let server = self.server else { return }
         switch self.mode {
         case .echo, .opened:

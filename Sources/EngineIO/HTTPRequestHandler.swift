@@ -1,4 +1,5 @@
 import EngineIOCore
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -29,7 +30,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case closing
     }
 
-    enum Route {
+    indirect enum Route {
+        /// A WebSocket opening handshake: switch protocols if the upgrader accepts it, else
+        /// answer `otherwise`.
+        case upgrade(key: String, otherwise: Route)
         case file(HTTPFallbackResponse)
         case endpoint(EngineIOServer, Result<EngineIORequestKind, EngineIOError>)
         case preflight(EngineIOServer)
@@ -40,15 +44,37 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let endpoints: [EngineIOServer]
     private let settings: HTTPServer.Settings
     private let upgradeRefusal: UpgradeRefusal
+    private let upgrader: WebSocketUpgrader
+    private let acceptsWebSocket: (Substring) -> Bool
     private var state: State = .idle
     private var headerTimer: Scheduled<Void>?
     private var pendingPoll: (socket: EngineIOSocket, token: UInt64)?
     private var context: ChannelHandlerContext?
 
-    init(endpoints: [EngineIOServer], settings: HTTPServer.Settings, upgradeRefusal: UpgradeRefusal) {
+    /// Decides and performs WebSocket upgrades (see ``HTTPServer``).
+    struct WebSocketUpgrader {
+        /// The 101's extra headers when the request may upgrade, `nil` when it may not (the
+        /// reason is left in the ``UpgradeRefusal``).
+        var decide: (any Channel, HTTPRequestHead) -> EventLoopFuture<HTTPHeaders?>
+        /// Adds the WebSocket handlers, which send the given 101 response first.
+        var install: (any Channel, HTTPRequestHead, ByteBuffer) throws -> Void
+    }
+
+    /// - Parameters:
+    ///   - acceptsWebSocket: whether a path outside the endpoints takes WebSockets (the plain
+    ///     echo of the `websocket-echo` profile).
+    init(
+        endpoints: [EngineIOServer],
+        settings: HTTPServer.Settings,
+        upgradeRefusal: UpgradeRefusal,
+        upgrader: WebSocketUpgrader,
+        acceptsWebSocket: @escaping (Substring) -> Bool
+    ) {
         self.endpoints = endpoints
         self.settings = settings
         self.upgradeRefusal = upgradeRefusal
+        self.upgrader = upgrader
+        self.acceptsWebSocket = acceptsWebSocket
     }
 
     // MARK: Lifecycle and the header timeout
@@ -116,7 +142,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let path = EngineIOQuery.path(of: head.uri)
         guard let server = self.endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
         else {
-            self.state = .answerAtEnd(head, .fallback)
+            if let key = Self.webSocketKey(head), self.acceptsWebSocket(path) {
+                self.state = .answerAtEnd(head, .upgrade(key: key, otherwise: .fallback))
+            } else {
+                self.state = .answerAtEnd(head, .fallback)
+            }
             return
         }
         if head.method == .OPTIONS, server.configuration.cors != nil,
@@ -165,7 +195,29 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             return
         }
+        switch kind {
+        case .success(.websocketHandshake), .success(.websocketUpgrade):
+            if let key = Self.webSocketKey(head) {
+                self.state = .answerAtEnd(head, .upgrade(key: key, otherwise: .endpoint(server, kind)))
+                return
+            }
+        default:
+            break
+        }
         self.state = .answerAtEnd(head, .endpoint(server, kind))
+    }
+
+    /// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455 §4.2.1: an upgrade to
+    /// `websocket`, with one key and version 13); `nil` for any other request.
+    static func webSocketKey(_ head: HTTPRequestHead) -> String? {
+        guard head.method == .GET,
+            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
+            head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
+        else { return nil }
+        let versions = head.headers["sec-websocket-version"]
+        let keys = head.headers["sec-websocket-key"]
+        guard versions.count == 1, versions[0] == "13", keys.count == 1 else { return nil }
+        return keys[0]
     }
 
     private func receivedBody(context: ChannelHandlerContext, body: ByteBuffer) {
@@ -223,6 +275,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
         switch route {
+        case .upgrade(let key, let otherwise):
+            self.upgrader.decide(context.channel, head).hop(to: context.eventLoop).assumeIsolated().whenComplete {
+                result in
+                guard let context = self.context, case .waiting = self.state else { return }
+                if case .success(let headers?) = result {
+                    self.switchProtocols(context: context, head: head, key: key, headers: headers)
+                } else {
+                    self.answer(context: context, head: head, route: otherwise)
+                }
+            }
         case .fallback:
             self.answer(context: context, head: head, route: .file(self.settings.fallback(head)))
         case .file(let response):
@@ -426,6 +488,49 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     close: false
                 )
             }
+        }
+    }
+
+    /// Accepts a WebSocket handshake: replaces the HTTP handlers with the WebSocket ones, which
+    /// send the 101 response together with their first frames (one write with the open packet).
+    private func switchProtocols(
+        context: ChannelHandlerContext,
+        head: HTTPRequestHead,
+        key: String,
+        headers: HTTPHeaders
+    ) {
+        var response = context.channel.allocator.buffer(capacity: 160)
+        response.writeStaticString(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+        )
+        response.writeString(WebSocketAccept.value(forKey: key[...]))
+        response.writeStaticString("\r\n")
+        for (name, value) in headers {
+            response.writeString(name)
+            response.writeStaticString(": ")
+            response.writeString(value)
+            response.writeStaticString("\r\n")
+        }
+        response.writeStaticString("\r\n")
+        self.state = .closing
+        let pipeline = context.pipeline.syncOperations
+        do {
+            // The HTTP codec and its helpers go (the request decoder holds nothing: a client
+            // sends no frame before it has the 101); the WebSocket handlers take their place.
+            for http in [
+                try pipeline.context(handlerType: HTTPServerProtocolErrorHandler.self),
+                try pipeline.context(handlerType: NIOHTTPResponseHeadersValidator.self),
+                try pipeline.context(handlerType: HTTPServerPipelineHandler.self),
+                try pipeline.context(handlerType: HTTPResponseEncoder.self),
+                try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
+            ] {
+                pipeline.removeHandler(context: http, promise: nil)
+            }
+            try self.upgrader.install(context.channel, head, response)
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            self.settings.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
         }
     }
 

@@ -97,6 +97,7 @@ public final class HTTPServer: Sendable {
         var isSecure: Bool
         var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse
         var files: (@Sendable (HTTPRequestHead) -> HTTPFallbackResponse?)?
+        var logger: Logger
     }
 
     /// The server's options.
@@ -127,7 +128,8 @@ public final class HTTPServer: Sendable {
             requestHeaderTimeout: self.configuration.requestHeaderTimeout,
             isSecure: self.configuration.isSecure,
             fallback: self.configuration.fallback,
-            files: self.configuration.files
+            files: self.configuration.files,
+            logger: self.configuration.logger
         )
         let maxFrameSize = max(
             (self.endpoints.map { $0.configuration.maxPayload } + [
@@ -198,37 +200,35 @@ public final class HTTPServer: Sendable {
         }
         try self.configuration.connectionPrologue?(channel)
         let refusal = UpgradeRefusal()
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: maxFrameSize,
-            automaticErrorHandling: false,
-            shouldUpgrade: { channel, head in
+        let upgrader = HTTPRequestHandler.WebSocketUpgrader(
+            decide: { channel, head in
                 self.shouldUpgrade(channel: channel, head: head, refusal: refusal)
             },
-            upgradePipelineHandler: { channel, head in
-                channel.eventLoop.makeCompletedFuture {
-                    try self.installWebSocket(
-                        channel: channel,
-                        head: head,
-                        settings: settings,
-                        sessionID: refusal.takeSessionID(),
-                        deflate: refusal.takeDeflate()
-                    )
-                }
+            install: { channel, head, response in
+                try self.installWebSocket(
+                    channel: channel,
+                    head: head,
+                    settings: settings,
+                    sessionID: refusal.takeSessionID(),
+                    deflate: refusal.takeDeflate(),
+                    maxFrameSize: maxFrameSize,
+                    response: response
+                )
             }
         )
-        let handler = HTTPRequestHandler(endpoints: self.endpoints, settings: settings, upgradeRefusal: refusal)
-        let boundHandler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withPipeliningAssistance: true,
-            withServerUpgrade: (
-                upgraders: [upgrader],
-                completionHandler: { context in
-                    context.pipeline.syncOperations.removeHandler(boundHandler.value, promise: nil)
-                }
-            ),
             withErrorHandling: true
         )
-        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(
+            HTTPRequestHandler(
+                endpoints: self.endpoints,
+                settings: settings,
+                upgradeRefusal: refusal,
+                upgrader: upgrader,
+                acceptsWebSocket: { path in path == self.configuration.webSocketEcho?.path[...] }
+            )
+        )
     }
 
     private func route(_ head: HTTPRequestHead) -> (EngineIOServer, Result<EngineIORequestKind, EngineIOError>)? {
@@ -364,18 +364,29 @@ public final class HTTPServer: Sendable {
         )
     }
 
+    /// Adds the WebSocket handlers at the end of the pipeline (the HTTP handlers are being
+    /// removed); `response` is the 101, which goes out with the first frames.
     private func installWebSocket(
         channel: any Channel,
         head: HTTPRequestHead,
         settings: Settings,
         sessionID: String?,
-        deflate: PerMessageDeflateParameters?
+        deflate: PerMessageDeflateParameters?,
+        maxFrameSize: Int,
+        response: ByteBuffer
     ) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
+        try sync.addHandler(WebSocketFrameEncoder())
         if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
             try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
             try WebSocketRawWriter.install(in: channel)
-            try channel.pipeline.syncOperations.addHandler(
-                EngineIOWebSocketHandler(echoWithMaxMessageSize: echo.maxMessageSize, framesUnmasked: deflate != nil)
+            try sync.addHandler(
+                EngineIOWebSocketHandler(
+                    echoWithMaxMessageSize: echo.maxMessageSize,
+                    framesUnmasked: deflate != nil,
+                    responsePrefix: response
+                )
             )
             return
         }
@@ -401,8 +412,13 @@ public final class HTTPServer: Sendable {
             to: channel
         )
         try WebSocketRawWriter.install(in: channel)
-        try channel.pipeline.syncOperations.addHandler(
-            EngineIOWebSocketHandler(server: server, mode: mode, framesUnmasked: deflate != nil)
+        try sync.addHandler(
+            EngineIOWebSocketHandler(
+                server: server,
+                mode: mode,
+                framesUnmasked: deflate != nil,
+                responsePrefix: response
+            )
         )
     }
 
