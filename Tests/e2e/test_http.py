@@ -148,3 +148,52 @@ def test_truncated_and_garbage_requests_leave_the_server_up(conformance_server):
 
     run(main())
     assert conformance_server.alive()
+
+
+async def raw_upgrade(port, path, header_lines, expect_close=True):
+    """Sends a hand-written upgrade request; returns the response and whether the server then
+    closed the connection (when `expect_close`)."""
+    reader, writer = await asyncio.open_connection(rawclient.HOST, port)
+    head = f"GET {path} HTTP/1.1\r\nHost: {rawclient.HOST}\r\n" + "".join(l + "\r\n" for l in header_lines) + "\r\n"
+    writer.write(head.encode("latin-1"))
+    await writer.drain()
+    response = await asyncio.wait_for(rawclient.read_response(reader, "GET"), 10)
+    closed = expect_close and response.status != 101 and await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    return response, closed
+
+
+def test_websocket_opening_handshake_is_checked(conformance_server):
+    """RFC 6455 §4.2: the accept value of the RFC's example key, a Connection header listing
+    several tokens, and refusals (400, Engine.IO code 3, connection closed) for a missing or
+    doubled key or another protocol version. Without an Upgrade header the request is a plain
+    GET for the websocket transport: 400 code 3 as well, on a connection that stays open."""
+    port = conformance_server.port
+    path = "/socket.io/?EIO=4&transport=websocket"
+    good = ["Upgrade: websocket", "Connection: keep-alive, Upgrade", "Sec-WebSocket-Version: 13"]
+    example = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+
+    async def main():
+        response, _ = await raw_upgrade(port, path, good + [example])
+        assert response.status == 101, response
+        assert response.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        assert response.header("upgrade").lower() == "websocket"
+        assert "upgrade" in response.header("connection").lower()
+        for lines in (
+            good,                                                        # no key
+            good + [example, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="],  # two keys
+            [good[0], good[1], "Sec-WebSocket-Version: 8", example],     # another version
+            [good[0], good[1], example],                                 # no version
+        ):
+            response, closed = await raw_upgrade(port, path, lines)
+            assert response.status == 400, (lines, response)
+            assert '"code":3' in response.text, (lines, response)
+            assert closed, lines
+        response, _ = await raw_upgrade(port, path, [good[1], good[2], example], expect_close=False)
+        assert response.status == 400 and '"code":3' in response.text, response
+        # The server still upgrades after all that.
+        ws = rawclient.WebSocket(port)
+        assert await ws.connect(path) == 101
+        assert (await ws.recv()).startswith("0{")
+
+    run(main())
