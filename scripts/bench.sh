@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 python="$(bash scripts/install-deps.sh --test | tail -n 1)"
 export PATH="/opt/swift/usr/bin:$PATH"
 command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is missing" >&2; exit 1; }
-swift build -c release --product socketio-server >&2
-swift build -c release --product socketio-bench >&2
+bash scripts/build-release.sh --product socketio-server >&2
+bash scripts/build-release.sh --product socketio-bench >&2
 exec "$python" scripts/bench/run_session.py --server .build/release/socketio-server \
   --bench .build/release/socketio-bench "$@"

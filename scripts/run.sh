@@ -13,5 +13,5 @@ if path="$(bash scripts/fetch-client-bundle.sh)"; then
 else
   echo "run: no local client bundle; the chat page will load the client from the CDN" >&2
 fi
-swift build -c release --product socketio-server >&2
+bash scripts/build-release.sh --product socketio-server >&2
 exec .build/release/socketio-server "${bundle[@]}" "$@"

@@ -39,7 +39,7 @@ step() {
 step "swift format lint" "$logs/lint.log" swift format lint --strict --recursive Sources Tests Package.swift
 step "swift build (debug, with tests)" "$logs/debug.log" swift build --build-tests
 check_warnings "$logs/debug.log" debug
-step "swift build (release)" "$logs/release.log" swift build -c release --product socketio-server
+step "swift build (release)" "$logs/release.log" bash scripts/build-release.sh --product socketio-server
 check_warnings "$logs/release.log" release
 # The micro-benchmarks live behind SOCKETIO_BENCHMARKS: build them (and run the quickest one) so
 # they cannot rot unnoticed.

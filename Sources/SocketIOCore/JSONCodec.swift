@@ -147,7 +147,16 @@ public struct JSONParser {
         self.index += 1  // opening quote
         var out: [UInt8] = []
         let start = self.index
-        // Fast path: no escapes.
+        // Fast path: no escapes. Whole words without a quote, backslash or control byte are
+        // skipped eight bytes at a time; the byte loop below finds the exact position.
+        if let base = self.bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while self.index + 8 <= self.bytes.count,
+                !JSONValue.hasSpecialByte(raw.loadUnaligned(fromByteOffset: self.index, as: UInt64.self))
+            {
+                self.index += 8
+            }
+        }
         while self.index < self.bytes.count {
             let c = self.bytes[self.index]
             if c == UInt8(ascii: "\"") {
@@ -331,22 +340,26 @@ extension JSONValue {
         return String(buffer: buffer)
     }
 
+    /// Whether any of the eight bytes of `w` is a control character, `"` or `\\` (SWAR: each
+    /// test is exact for the word as a whole, non-zero when, and only when, some byte matches).
+    @inline(__always)
+    static func hasSpecialByte(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (w &- ones &* 0x20) & ~w & highs
+        let quote = ((w ^ (ones &* 0x22)) &- ones) & ~(w ^ (ones &* 0x22)) & highs
+        let backslash = ((w ^ (ones &* 0x5C)) &- ones) & ~(w ^ (ones &* 0x5C)) & highs
+        return control | quote | backslash != 0
+    }
+
     /// Whether any byte is a control character, `"` or `\\`: eight bytes at a time (SWAR), then
     /// byte by byte for the tail.
     static func needsEscaping(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         var i = 0
         if let base = bytes.baseAddress {
             let raw = UnsafeRawPointer(base)
             while i + 8 <= bytes.count {
-                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                // A byte below 0x20; a byte equal to 0x22; a byte equal to 0x5C (each exact as a
-                // whole-word test: non-zero when, and only when, some byte matches).
-                let control = (w &- ones &* 0x20) & ~w & highs
-                let quote = ((w ^ (ones &* 0x22)) &- ones) & ~(w ^ (ones &* 0x22)) & highs
-                let backslash = ((w ^ (ones &* 0x5C)) &- ones) & ~(w ^ (ones &* 0x5C)) & highs
-                if control | quote | backslash != 0 { return true }
+                if Self.hasSpecialByte(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { return true }
                 i += 8
             }
         }
