@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import PerMessageDeflate
+import Synchronization
 
 /// The HTTP side of the server: routes each request to its Engine.IO endpoint (long-polling,
 /// handshakes, errors) or to the fallback, and enforces the request-header timeout.
@@ -48,7 +49,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let acceptsWebSocket: (Substring) -> Bool
     private var state: State = .idle
     private var headerTimer: Scheduled<Void>?
+    /// When the next request head is due; `nil` while a request is being handled. The timer is
+    /// not moved for every request (a long-poll connection sees many a second): when it fires
+    /// early it is set again for the deadline it finds.
+    private var headerDeadline: NIODeadline?
     private var pendingPoll: (socket: EngineIOSocket, token: UInt64)?
+    /// Distinct tokens for held long-polls (0 is the handshake's).
+    private static let pollTokens = Atomic<UInt64>(0)
     private var context: ChannelHandlerContext?
 
     /// Decides and performs WebSocket upgrades (see ``HTTPServer``).
@@ -111,10 +118,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A client gets `requestHeaderTimeout` from connecting (or from the end of the previous
     /// response) to finish its next request head; slow-header clients are dropped.
     private func armHeaderTimer(context: ChannelHandlerContext) {
-        self.headerTimer?.cancel()
-        let channel = context.channel
-        self.headerTimer = context.eventLoop.scheduleTask(in: self.settings.requestHeaderTimeout) {
-            channel.close(promise: nil)
+        let deadline = NIODeadline.now() + self.settings.requestHeaderTimeout
+        self.headerDeadline = deadline
+        if self.headerTimer == nil { self.scheduleHeaderTimer(context: context, at: deadline) }
+    }
+
+    private func scheduleHeaderTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        self.headerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.headerTimer = nil
+            // A request in progress re-arms it when its response is out.
+            guard let due = self.headerDeadline, let context = self.context else { return }
+            if due <= .now() {
+                context.close(promise: nil)
+            } else {
+                self.scheduleHeaderTimer(context: context, at: due)
+            }
         }
     }
 
@@ -123,8 +141,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            self.headerTimer?.cancel()
-            self.headerTimer = nil
+            self.headerDeadline = nil
             self.receivedHead(context: context, head: head)
         case .body(let body):
             self.receivedBody(context: context, body: body)
@@ -392,7 +409,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: [EngineIOPacket].self)
         // Remember the poll so that a dropped connection can abort it; the session ignores a
         // token that is no longer the one it holds.
-        let token = UInt64.random(in: 1...UInt64.max)
+        let token = Self.pollTokens.add(1, ordering: .relaxed).newValue
         self.pendingPoll = (socket, token)
         let register: @Sendable () -> Void = {
             socket.session.value.pollReceived(promise: promise, token: token)

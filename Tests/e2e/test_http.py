@@ -197,3 +197,26 @@ def test_websocket_opening_handshake_is_checked(conformance_server):
         assert (await ws.recv()).startswith("0{")
 
     run(main())
+
+
+def test_header_timeout_counts_from_the_last_response(start_server):
+    """The request-header timeout runs from the end of the previous response: requests 300 ms
+    apart keep a connection with a 500 ms timeout open well past 500 ms, and it closes about
+    500 ms after the last response."""
+    server = start_server("--host", "127.0.0.1", "--request-header-timeout", "500")
+
+    async def main():
+        conn = await rawclient.HTTPConnection(server.port).open()
+        for _ in range(5):
+            r = await conn.request("GET", "/")
+            assert r.status == 200
+            await asyncio.sleep(0.3)  # the client's think time, the thing under test
+        last = time.monotonic()
+        r = await conn.request("GET", "/")
+        assert r.status == 200
+        data = await asyncio.wait_for(conn.reader.read(), 3)
+        assert data == b""
+        assert 0.4 <= time.monotonic() - last < 1.5, time.monotonic() - last
+        conn.close()
+
+    run(main())
