@@ -323,7 +323,7 @@ extension EngineIOSession: Sendable {}
 /// queued under a lock and handed to the channel in order by one task per event-loop tick, so
 /// a burst of sends (the acks answering one read, several broadcasts reaching one receiver)
 /// costs one flush, one `writev` and one completion callback rather than one of each per frame.
-package struct WebSocketConnection: Sendable {
+package final class WebSocketConnection: Sendable {
     package let channel: any Channel
     private let state: NIOLockedValueBox<OutboundQueue>
 
