@@ -34,7 +34,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     indirect enum Route {
         /// A WebSocket opening handshake: switch protocols if the upgrader accepts it, else
         /// answer `otherwise`.
-        case upgrade(key: String, otherwise: Route)
+        case upgrade(key: String, target: UpgradeTarget, otherwise: Route)
         case file(HTTPFallbackResponse)
         case endpoint(EngineIOServer, Result<EngineIORequestKind, EngineIOError>)
         case preflight(EngineIOServer)
@@ -44,7 +44,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let endpoints: [EngineIOServer]
     private let settings: HTTPServer.Settings
-    private let upgradeRefusal: UpgradeRefusal
     private let upgrader: WebSocketUpgrader
     private let acceptsWebSocket: (Substring) -> Bool
     private var state: State = .idle
@@ -60,11 +59,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Decides and performs WebSocket upgrades (see ``HTTPServer``).
     struct WebSocketUpgrader {
-        /// The 101's extra headers when the request may upgrade, `nil` when it may not (the
-        /// reason is left in the ``UpgradeRefusal``).
-        var decide: (any Channel, HTTPRequestHead) -> EventLoopFuture<HTTPHeaders?>
+        /// Whether the handshake may proceed (and with what), or why not.
+        var decide: (any Channel, HTTPRequestHead, UpgradeTarget) -> EventLoopFuture<UpgradeDecision>
         /// Adds the WebSocket handlers, which send the given 101 response first.
-        var install: (any Channel, HTTPRequestHead, ByteBuffer) throws -> Void
+        var install: (any Channel, UpgradeTarget, AcceptedUpgrade, ByteBuffer) throws -> Void
     }
 
     /// - Parameters:
@@ -73,13 +71,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(
         endpoints: [EngineIOServer],
         settings: HTTPServer.Settings,
-        upgradeRefusal: UpgradeRefusal,
         upgrader: WebSocketUpgrader,
         acceptsWebSocket: @escaping (Substring) -> Bool
     ) {
         self.endpoints = endpoints
         self.settings = settings
-        self.upgradeRefusal = upgradeRefusal
         self.upgrader = upgrader
         self.acceptsWebSocket = acceptsWebSocket
     }
@@ -160,7 +156,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let server = self.endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
         else {
             if let key = Self.webSocketKey(head), self.acceptsWebSocket(path) {
-                self.state = .answerAtEnd(head, .upgrade(key: key, otherwise: .fallback))
+                self.state = .answerAtEnd(head, .upgrade(key: key, target: .echo, otherwise: .fallback))
             } else {
                 self.state = .answerAtEnd(head, .fallback)
             }
@@ -212,14 +208,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             return
         }
-        switch kind {
-        case .success(.websocketHandshake), .success(.websocketUpgrade):
-            if let key = Self.webSocketKey(head) {
-                self.state = .answerAtEnd(head, .upgrade(key: key, otherwise: .endpoint(server, kind)))
+        if let key = Self.webSocketKey(head) {
+            let otherwise = Route.endpoint(server, kind)
+            switch kind {
+            case .success(.websocketHandshake):
+                self.state = .answerAtEnd(head, .upgrade(key: key, target: .handshake(server), otherwise: otherwise))
                 return
+            case .success(.websocketUpgrade(let sid)):
+                self.state = .answerAtEnd(
+                    head,
+                    .upgrade(key: key, target: .upgrade(server, sid: sid), otherwise: otherwise)
+                )
+                return
+            default:
+                break
             }
-        default:
-            break
         }
         self.state = .answerAtEnd(head, .endpoint(server, kind))
     }
@@ -292,16 +295,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
         switch route {
-        case .upgrade(let key, let otherwise):
-            self.upgrader.decide(context.channel, head).hop(to: context.eventLoop).assumeIsolated().whenComplete {
-                result in
-                guard let context = self.context, case .waiting = self.state else { return }
-                if case .success(let headers?) = result {
-                    self.switchProtocols(context: context, head: head, key: key, headers: headers)
-                } else {
-                    self.answer(context: context, head: head, route: otherwise)
+        case .upgrade(let key, let target, let otherwise):
+            self.upgrader.decide(context.channel, head, target).hop(to: context.eventLoop).assumeIsolated()
+                .whenComplete { result in
+                    guard let context = self.context, case .waiting = self.state else { return }
+                    switch (result, otherwise) {
+                    case (.success(.accept(let accepted)), _):
+                        self.switchProtocols(context: context, key: key, target: target, accepted: accepted)
+                    case (.success(.refuse(let error)), .endpoint(let server, _)):
+                        // Refused: say why, and end the connection (upgrade requests do not keep
+                        // a connection alive).
+                        self.respondError(context: context, head: head, server: server, error: error, close: true)
+                    case (.success(.refuse), _), (.failure, _):
+                        self.answer(context: context, head: head, route: otherwise)
+                    }
                 }
-            }
         case .fallback:
             self.answer(context: context, head: head, route: .file(self.settings.fallback(head)))
         case .file(let response):
@@ -342,9 +350,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .poll(let sid):
                 self.poll(context: context, head: head, server: server, sid: sid)
             case .websocketHandshake, .websocketUpgrade:
-                // The upgrader declined it: say why, and end the connection (upgrade requests
-                // do not keep a connection alive).
-                let error = self.upgradeRefusal.take() ?? (kind == .websocketHandshake ? .badRequest : .unknownSid)
+                // Not a valid WebSocket handshake: refuse, and end the connection (upgrade
+                // requests do not keep a connection alive).
+                let error: EngineIOError = kind == .websocketHandshake ? .badRequest : .unknownSid
                 self.respondError(context: context, head: head, server: server, error: error, close: true)
             case .post:
                 preconditionFailure("POST routed as a bodiless request")
@@ -512,9 +520,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// send the 101 response together with their first frames (one write with the open packet).
     private func switchProtocols(
         context: ChannelHandlerContext,
-        head: HTTPRequestHead,
         key: String,
-        headers: HTTPHeaders
+        target: UpgradeTarget,
+        accepted: AcceptedUpgrade
     ) {
         var response = context.channel.allocator.buffer(capacity: 160)
         response.writeStaticString(
@@ -522,7 +530,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
         response.writeString(WebSocketAccept.value(forKey: key[...]))
         response.writeStaticString("\r\n")
-        for (name, value) in headers {
+        for (name, value) in accepted.headers {
             response.writeString(name)
             response.writeStaticString(": ")
             response.writeString(value)
@@ -543,7 +551,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             ] {
                 pipeline.removeHandler(context: http, promise: nil)
             }
-            try self.upgrader.install(context.channel, head, response)
+            try self.upgrader.install(context.channel, target, accepted, response)
             pipeline.removeHandler(context: context, promise: nil)
         } catch {
             self.settings.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
@@ -649,38 +657,30 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension HTTPRequestHandler: Sendable {}
 
-/// Per-connection notes from the WebSocket upgrader: why it declined a request (for the HTTP
-/// handler's answer), the session id it announced in the sid cookie of an accepted handshake,
-/// and the permessage-deflate parameters it agreed on.
-final class UpgradeRefusal: Sendable {
-    private let box = NIOLockedValueBox<EngineIOError?>(nil)
-    private let sessionIDBox = NIOLockedValueBox<String?>(nil)
-    private let deflateBox = NIOLockedValueBox<PerMessageDeflateParameters?>(nil)
+/// Where an accepted WebSocket goes.
+enum UpgradeTarget {
+    /// The plain echo of the `websocket-echo` profile.
+    case echo
+    /// A new Engine.IO session over WebSocket.
+    case handshake(EngineIOServer)
+    /// The upgrade of an existing (long-polling) session.
+    case upgrade(EngineIOServer, sid: String)
+}
 
-    func setDeflate(_ parameters: PerMessageDeflateParameters?) { self.deflateBox.withLockedValue { $0 = parameters } }
+/// What an accepted WebSocket handshake carries to the new connection.
+struct AcceptedUpgrade: Sendable {
+    /// The 101's extra headers (permessage-deflate's answer, the sid cookie).
+    var headers = HTTPHeaders()
+    /// The permessage-deflate parameters agreed on, if any.
+    var deflate: PerMessageDeflateParameters?
+    /// The session id announced in the cookie, when the cookie is on.
+    var sessionID: String?
+    /// The request, as `allowRequest` saw it (new sessions only).
+    var request: EngineIORequestInfo?
+}
 
-    func takeDeflate() -> PerMessageDeflateParameters? {
-        self.deflateBox.withLockedValue { value in
-            defer { value = nil }
-            return value
-        }
-    }
-
-    func setSessionID(_ id: String) { self.sessionIDBox.withLockedValue { $0 = id } }
-
-    func takeSessionID() -> String? {
-        self.sessionIDBox.withLockedValue { value in
-            defer { value = nil }
-            return value
-        }
-    }
-
-    func set(_ error: EngineIOError) { self.box.withLockedValue { $0 = error } }
-
-    func take() -> EngineIOError? {
-        self.box.withLockedValue { value in
-            defer { value = nil }
-            return value
-        }
-    }
+/// The endpoint's answer to a WebSocket handshake.
+enum UpgradeDecision: Sendable {
+    case accept(AcceptedUpgrade)
+    case refuse(EngineIOError)
 }

@@ -199,18 +199,15 @@ public final class HTTPServer: Sendable {
             _ = self.connections.withLockedValue { $0.removeValue(forKey: id) }
         }
         try self.configuration.connectionPrologue?(channel)
-        let refusal = UpgradeRefusal()
         let upgrader = HTTPRequestHandler.WebSocketUpgrader(
-            decide: { channel, head in
-                self.shouldUpgrade(channel: channel, head: head, refusal: refusal)
+            decide: { channel, head, target in
+                self.decideUpgrade(channel: channel, head: head, target: target)
             },
-            install: { channel, head, response in
+            install: { channel, target, accepted, response in
                 try self.installWebSocket(
                     channel: channel,
-                    head: head,
-                    settings: settings,
-                    sessionID: refusal.takeSessionID(),
-                    deflate: refusal.takeDeflate(),
+                    target: target,
+                    accepted: accepted,
                     maxFrameSize: maxFrameSize,
                     response: response
                 )
@@ -224,128 +221,89 @@ public final class HTTPServer: Sendable {
             HTTPRequestHandler(
                 endpoints: self.endpoints,
                 settings: settings,
-                upgradeRefusal: refusal,
                 upgrader: upgrader,
                 acceptsWebSocket: { path in path == self.configuration.webSocketEcho?.path[...] }
             )
         )
     }
 
-    private func route(_ head: HTTPRequestHead) -> (EngineIOServer, Result<EngineIORequestKind, EngineIOError>)? {
-        let path = EngineIOQuery.path(of: head.uri)
-        guard
-            let server = self.endpoints.first(where: {
-                HTTPRequestHandler.matches(path: path, endpoint: $0.configuration.path)
-            })
-        else { return nil }
-        do {
-            let kind = try EngineIORequestKind.classify(
-                method: head.method.rawValue,
-                query: EngineIOQuery(uri: head.uri),
-                isUpgrade: true,
-                transports: server.configuration.transports,
-                allowUpgrades: server.configuration.allowUpgrades
-            )
-            return (server, .success(kind))
-        } catch {
-            return (server, .failure(error))
-        }
-    }
-
-    /// The 101's extra headers: permessage-deflate's answer, when the client offered it.
-    private static func acceptHeaders(
-        _ head: HTTPRequestHead,
-        _ configuration: PerMessageDeflateConfiguration,
-        _ logger: Logger,
-        _ refusal: UpgradeRefusal
-    ) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        Self.negotiateDeflate(
-            head: head,
-            configuration: configuration,
-            logger: logger,
-            headers: &headers,
-            notes: refusal
-        )
-        return headers
-    }
-
-    private func shouldUpgrade(
+    /// Whether a WebSocket handshake may proceed: the 101's extra headers and what the new
+    /// connection needs, or why not.
+    private func decideUpgrade(
         channel: any Channel,
         head: HTTPRequestHead,
-        refusal: UpgradeRefusal
-    ) -> EventLoopFuture<HTTPHeaders?> {
+        target: UpgradeTarget
+    ) -> EventLoopFuture<UpgradeDecision> {
         let loop = channel.eventLoop
-        if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
-            let headers = Self.acceptHeaders(head, echo.perMessageDeflate, self.configuration.logger, refusal)
-            return loop.makeSucceededFuture(headers)
-        }
-        guard let (server, kind) = self.route(head) else { return loop.makeSucceededFuture(nil) }
-        func acceptHeaders() -> HTTPHeaders {
-            Self.acceptHeaders(head, server.configuration.perMessageDeflate, server.configuration.logger, refusal)
-        }
-        switch kind {
-        case .failure(let error):
-            refusal.set(error)
-            return loop.makeSucceededFuture(nil)
-        case .success(.websocketUpgrade(let sid)):
-            guard server.session(id: sid) != nil else {
-                refusal.set(.unknownSid)
-                return loop.makeSucceededFuture(nil)
-            }
-            return loop.makeSucceededFuture(acceptHeaders())
-        case .success(.websocketHandshake):
-            guard server.hasCapacity else {
-                refusal.set(.tooManySessions)
-                return loop.makeSucceededFuture(nil)
-            }
-            var headers = acceptHeaders()
+        switch target {
+        case .echo:
+            let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
+            var accepted = AcceptedUpgrade()
+            accepted.deflate = Self.negotiateDeflate(
+                head: head,
+                configuration: echo.perMessageDeflate,
+                logger: self.configuration.logger,
+                headers: &accepted.headers
+            )
+            return loop.makeSucceededFuture(.accept(accepted))
+        case .upgrade(let server, let sid):
+            guard server.session(id: sid) != nil else { return loop.makeSucceededFuture(.refuse(.unknownSid)) }
+            var accepted = AcceptedUpgrade()
+            accepted.deflate = Self.negotiateDeflate(
+                head: head,
+                configuration: server.configuration.perMessageDeflate,
+                logger: server.configuration.logger,
+                headers: &accepted.headers
+            )
+            return loop.makeSucceededFuture(.accept(accepted))
+        case .handshake(let server):
+            guard server.hasCapacity else { return loop.makeSucceededFuture(.refuse(.tooManySessions)) }
+            var accepted = AcceptedUpgrade()
+            accepted.deflate = Self.negotiateDeflate(
+                head: head,
+                configuration: server.configuration.perMessageDeflate,
+                logger: server.configuration.logger,
+                headers: &accepted.headers
+            )
             if let cookie = server.configuration.cookie {
                 // The id is chosen now so that the 101 response can carry the sid cookie.
                 let id = server.configuration.sessionIDGenerator()
-                refusal.setSessionID(id)
-                headers.add(name: "Set-Cookie", value: cookie.header(sid: id))
+                accepted.sessionID = id
+                accepted.headers.add(name: "Set-Cookie", value: cookie.header(sid: id))
             }
-            let accepted = headers
             let request = Self.requestInfo(
                 head: head,
                 channel: channel,
                 transport: .websocket,
                 isSecure: self.configuration.isSecure
             )
-            return server.allowRequest(request, on: loop).map { ok in
-                if ok { return accepted }
-                refusal.set(.forbidden)
-                return nil
-            }
-        case .success(.pollingHandshake), .success(.poll), .success(.post):
-            refusal.set(.badRequest)
-            return loop.makeSucceededFuture(nil)
+            accepted.request = request
+            let decision = accepted
+            return server.allowRequest(request, on: loop).map { ok in ok ? .accept(decision) : .refuse(.forbidden) }
         }
     }
 
-    /// RFC 7692 negotiation for an accepted upgrade: the response header, and the parameters
-    /// for the pipeline.
+    /// RFC 7692 negotiation for an accepted upgrade: adds the response header and returns the
+    /// parameters for the pipeline, when the client offered something acceptable.
     static func negotiateDeflate(
         head: HTTPRequestHead,
         configuration: PerMessageDeflateConfiguration,
         logger: Logger,
-        headers: inout HTTPHeaders,
-        notes: UpgradeRefusal
-    ) {
+        headers: inout HTTPHeaders
+    ) -> PerMessageDeflateParameters? {
         let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
         guard !offers.isEmpty,
             let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
                 headerValues: offers,
                 configuration: configuration
             )
-        else { return }
+        else { return nil }
         headers.add(name: "Sec-WebSocket-Extensions", value: response)
-        notes.setDeflate(parameters)
         logger.debug(
             "permessage-deflate negotiated",
             metadata: ["offer": "\(offers.joined(separator: ", "))", "response": "\(response)"]
         )
+        return parameters
     }
 
     /// Adds the permessage-deflate handler when the handshake agreed on it; inflated messages are
@@ -368,17 +326,20 @@ public final class HTTPServer: Sendable {
     /// removed); `response` is the 101, which goes out with the first frames.
     private func installWebSocket(
         channel: any Channel,
-        head: HTTPRequestHead,
-        settings: Settings,
-        sessionID: String?,
-        deflate: PerMessageDeflateParameters?,
+        target: UpgradeTarget,
+        accepted: AcceptedUpgrade,
         maxFrameSize: Int,
         response: ByteBuffer
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
         try sync.addHandler(WebSocketFrameEncoder())
-        if let echo = self.configuration.webSocketEcho, EngineIOQuery.path(of: head.uri) == echo.path {
+        let deflate = accepted.deflate
+        let server: EngineIOServer
+        let mode: EngineIOWebSocketHandler.Mode
+        switch target {
+        case .echo:
+            let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
             try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
             try WebSocketRawWriter.install(in: channel)
             try sync.addHandler(
@@ -389,21 +350,13 @@ public final class HTTPServer: Sendable {
                 )
             )
             return
-        }
-        guard let (server, routed) = self.route(head), case .success(let kind) = routed else {
-            throw ChannelError.inappropriateOperationForState
-        }
-        let mode: EngineIOWebSocketHandler.Mode
-        switch kind {
-        case .websocketUpgrade(let sid):
+        case .upgrade(let endpoint, let sid):
+            server = endpoint
             mode = .upgrade(sid: sid)
-        case .websocketHandshake:
-            mode = .handshake(
-                Self.requestInfo(head: head, channel: channel, transport: .websocket, isSecure: settings.isSecure),
-                sessionID: sessionID
-            )
-        case .pollingHandshake, .poll, .post:
-            throw ChannelError.inappropriateOperationForState
+        case .handshake(let endpoint):
+            guard let request = accepted.request else { throw ChannelError.inappropriateOperationForState }
+            server = endpoint
+            mode = .handshake(request, sessionID: accepted.sessionID)
         }
         try Self.addDeflate(
             deflate,

@@ -120,6 +120,35 @@ struct ServerAPITests {
         }
     }
 
+    @Test func webSocketHandshakesGetTheCookieAndTheSessionLimit() async throws {
+        let server = endpoint { config in
+            config.sessionIDGenerator = { "ws-fixed" }
+            config.cookie = CookieConfiguration()
+            config.maxSessions = 1
+        }
+        try await withServer([server]) { port in
+            let ws = try await blocking { try RawWebSocket(port: port, path: "/engine.io/?EIO=4&transport=websocket") }
+            // The 101 announces the id that the open packet then carries.
+            #expect(ws.responseHead.contains("Set-Cookie: io=ws-fixed; Path=/; HttpOnly; SameSite=Lax"))
+            let open = try await blocking { try ws.receiveText() }
+            #expect(open.hasPrefix(#"0{"sid":"ws-fixed""#))
+            let second = try await blocking {
+                try RawHTTP.request(
+                    port: port,
+                    "GET",
+                    "/engine.io/?EIO=4&transport=websocket",
+                    headers: [
+                        ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+                    ]
+                )
+            }
+            #expect(second.status == 503)
+            #expect(second.body == #"{"code":3,"message":"Too many sessions"}"#)
+            #expect(server.sessionCount == 1)
+        }
+    }
+
     @Test func sessionLimitAnswers503() async throws {
         let server = endpoint { $0.maxSessions = 2 }
         try await withServer([server]) { port in

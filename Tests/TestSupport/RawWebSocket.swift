@@ -14,6 +14,8 @@ public final class RawWebSocket: @unchecked Sendable {
     private var buffer: [UInt8] = []
     /// Whether the last data frame received had RSV1 set (permessage-deflate compressed it).
     public private(set) var lastRSV1 = false
+    /// The head of the server's 101 response (status line and headers).
+    public private(set) var responseHead = ""
 
     /// A received message.
     public enum Message: Equatable, Sendable {
@@ -48,6 +50,7 @@ public final class RawWebSocket: @unchecked Sendable {
                 guard head.hasPrefix("HTTP/1.1 101") else {
                     throw RawHTTP.Failure(description: "upgrade refused: \(head.prefix(40))")
                 }
+                self.responseHead = head
                 return
             }
             guard try self.fill() else { throw RawHTTP.Failure(description: "closed during upgrade") }
