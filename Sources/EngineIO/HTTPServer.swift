@@ -235,36 +235,28 @@ public final class HTTPServer: Sendable {
         target: UpgradeTarget
     ) -> EventLoopFuture<UpgradeDecision> {
         let loop = channel.eventLoop
+        /// An acceptance with permessage-deflate's answer, when the client offered it.
+        func accept(_ deflate: PerMessageDeflateConfiguration, _ logger: Logger) -> AcceptedUpgrade {
+            var accepted = AcceptedUpgrade()
+            accepted.deflate = Self.negotiateDeflate(
+                head: head,
+                configuration: deflate,
+                logger: logger,
+                headers: &accepted.headers
+            )
+            return accepted
+        }
         switch target {
         case .echo:
             let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
-            var accepted = AcceptedUpgrade()
-            accepted.deflate = Self.negotiateDeflate(
-                head: head,
-                configuration: echo.perMessageDeflate,
-                logger: self.configuration.logger,
-                headers: &accepted.headers
-            )
-            return loop.makeSucceededFuture(.accept(accepted))
+            return loop.makeSucceededFuture(.accept(accept(echo.perMessageDeflate, self.configuration.logger)))
         case .upgrade(let server, let sid):
             guard server.session(id: sid) != nil else { return loop.makeSucceededFuture(.refuse(.unknownSid)) }
-            var accepted = AcceptedUpgrade()
-            accepted.deflate = Self.negotiateDeflate(
-                head: head,
-                configuration: server.configuration.perMessageDeflate,
-                logger: server.configuration.logger,
-                headers: &accepted.headers
-            )
+            let accepted = accept(server.configuration.perMessageDeflate, server.configuration.logger)
             return loop.makeSucceededFuture(.accept(accepted))
         case .handshake(let server):
             guard server.hasCapacity else { return loop.makeSucceededFuture(.refuse(.tooManySessions)) }
-            var accepted = AcceptedUpgrade()
-            accepted.deflate = Self.negotiateDeflate(
-                head: head,
-                configuration: server.configuration.perMessageDeflate,
-                logger: server.configuration.logger,
-                headers: &accepted.headers
-            )
+            var accepted = accept(server.configuration.perMessageDeflate, server.configuration.logger)
             if let cookie = server.configuration.cookie {
                 // The id is chosen now so that the 101 response can carry the sid cookie.
                 let id = server.configuration.sessionIDGenerator()

@@ -84,15 +84,7 @@ struct ServerAPITests {
             }
             #expect(accepted.status == 200)
             let ws = try await blocking {
-                try RawHTTP.request(
-                    port: port,
-                    "GET",
-                    "/engine.io/?EIO=4&transport=websocket",
-                    headers: [
-                        ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
-                    ]
-                )
+                try webSocketHandshake(port: port)
             }
             #expect(ws.status == 403)
         }
@@ -133,15 +125,7 @@ struct ServerAPITests {
             let open = try await blocking { try ws.receiveText() }
             #expect(open.hasPrefix(#"0{"sid":"ws-fixed""#))
             let second = try await blocking {
-                try RawHTTP.request(
-                    port: port,
-                    "GET",
-                    "/engine.io/?EIO=4&transport=websocket",
-                    headers: [
-                        ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
-                    ]
-                )
+                try webSocketHandshake(port: port)
             }
             #expect(second.status == 503)
             #expect(second.body == #"{"code":3,"message":"Too many sessions"}"#)
@@ -279,4 +263,17 @@ struct ServerAPITests {
         #expect(response.body == "1")
         #expect(server.sessionCount == 0)
     }
+}
+
+/// A WebSocket handshake for a new session, answered like any HTTP request (for refusals).
+private func webSocketHandshake(port: Int) throws -> RawHTTP.Response {
+    try RawHTTP.request(
+        port: port,
+        "GET",
+        "/engine.io/?EIO=4&transport=websocket",
+        headers: [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+        ]
+    )
 }
