@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 package import NIOCore
 import NIOWebSocket
 import PerMessageDeflate
+import Synchronization
 
 /// One Engine.IO session, confined to the event loop chosen at its handshake.
 ///
@@ -325,7 +326,7 @@ extension EngineIOSession: Sendable {}
 /// costs one flush, one `writev` and one completion callback rather than one of each per frame.
 package final class WebSocketConnection: Sendable {
     package let channel: any Channel
-    private let state: NIOLockedValueBox<OutboundQueue>
+    private let state: Mutex<OutboundQueue>
 
     /// What waits for the next flush, and what the kernel has not taken yet.
     struct OutboundQueue {
@@ -368,7 +369,7 @@ package final class WebSocketConnection: Sendable {
     ) {
         self.channel = channel
         self.scheduler = scheduler
-        self.state = NIOLockedValueBox(OutboundQueue())
+        self.state = Mutex(OutboundQueue())
         self.raw = NIOLoopBound(raw, eventLoop: channel.eventLoop)
         self.compressionThreshold = compressionThreshold
     }
@@ -376,7 +377,7 @@ package final class WebSocketConnection: Sendable {
     var id: ObjectIdentifier { ObjectIdentifier(self.channel) }
 
     /// Whether every frame written so far has left the process.
-    package var isIdle: Bool { self.state.withLockedValue { $0.pendingPackets == 0 } }
+    package var isIdle: Bool { self.state.withLock { $0.pendingPackets == 0 } }
 
     /// Writes one packet as one frame.
     ///
@@ -405,7 +406,7 @@ package final class WebSocketConnection: Sendable {
             packet.writeText(into: &buffer)
             entry = .frame(buffer, opcode: .text, compress: compress)
         }
-        let schedule = self.state.withLockedValue { state -> Bool? in
+        let schedule = self.state.withLock { state -> Bool? in
             if let limits, state.pendingPackets >= limits.packets || state.pendingBytes + size > limits.bytes {
                 return nil
             }
@@ -425,7 +426,7 @@ package final class WebSocketConnection: Sendable {
     /// Queues bytes to go out unframed ahead of the frames queued after them (the handshake's
     /// 101 response).
     package func sendRaw(_ bytes: ByteBuffer) {
-        let schedule = self.state.withLockedValue { state -> Bool in
+        let schedule = self.state.withLock { state -> Bool in
             state.entries.append(.raw(bytes))
             defer { state.flushScheduled = true }
             return !state.flushScheduled
@@ -458,7 +459,7 @@ package final class WebSocketConnection: Sendable {
         // The queue's array is taken whole and given back empty with its capacity (as `spare`),
         // so that steady traffic allocates no arrays.
         var entries: [OutboundQueue.Entry] = []
-        let (packets, bytes) = self.state.withLockedValue { state in
+        let (packets, bytes) = self.state.withLock { state in
             defer {
                 state.queuedPackets = 0
                 state.queuedBytes = 0
@@ -470,7 +471,7 @@ package final class WebSocketConnection: Sendable {
         }
         guard let raw = self.raw.value.context else {
             // The pipeline is being torn down: nothing more will reach the client.
-            self.state.withLockedValue {
+            self.state.withLock {
                 $0.pendingPackets -= packets
                 $0.pendingBytes -= bytes
             }
@@ -580,10 +581,9 @@ package final class WebSocketConnection: Sendable {
         raw: ChannelHandlerContext,
         spare entries: inout [OutboundQueue.Entry]
     ) {
-        let state = self.state
         let settled =
             packets == 0 || (try? self.channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0
-        state.withLockedValue {
+        self.state.withLock {
             swap(&$0.spare, &entries)
             if settled {
                 $0.pendingPackets -= packets
@@ -594,7 +594,7 @@ package final class WebSocketConnection: Sendable {
         // An empty write after the batch completes when the kernel has taken all of it.
         let marker = self.channel.eventLoop.makePromise(of: Void.self)
         marker.futureResult.whenComplete { _ in
-            state.withLockedValue {
+            self.state.withLock {
                 $0.pendingPackets -= packets
                 $0.pendingBytes -= bytes
             }
@@ -607,7 +607,7 @@ package final class WebSocketConnection: Sendable {
     /// closing handshake of its handler (RFC 6455 §7.1.1).
     func close(code: WebSocketErrorCode, closePacket: Bool) {
         let request = EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)
-        let schedule = self.state.withLockedValue { state -> Bool in
+        let schedule = self.state.withLock { state -> Bool in
             state.entries.append(.close(request))
             defer { state.flushScheduled = true }
             return !state.flushScheduled

@@ -3,6 +3,7 @@ import EngineIOCore
 import NIOConcurrencyHelpers
 public import NIOCore
 public import SocketIOCore
+import Synchronization
 
 /// Handles an event: the socket, the arguments after the event name, and the ack callback when
 /// the client asked for an answer. Runs on the socket's event loop; start a `Task` for slow work.
@@ -22,7 +23,7 @@ public final class SocketIOSocket: Sendable {
     /// Free-form per-socket data for the application.
     public let data = SocketIOUserData()
     let engine: EngineIOSocket
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     struct PendingAck {
         var complete: @Sendable (Result<[JSONValue], SocketIOAckError>) -> Void
@@ -54,7 +55,7 @@ public final class SocketIOSocket: Sendable {
     public var connection: EngineIOSocket { self.engine }
 
     /// Whether the socket is connected to its namespace.
-    public var connected: Bool { self.state.withLockedValue { $0.connected } }
+    public var connected: Bool { self.state.withLock { $0.connected } }
 
     /// The rooms the socket is in (always including its own id while connected).
     public var rooms: Set<String> { self.namespace.adapter.rooms(of: self.id) }
@@ -77,7 +78,7 @@ public final class SocketIOSocket: Sendable {
     ///   - handler: called with the arguments and, when the client wants an answer, the ack.
     public func on(_ event: String, _ handler: @escaping SocketIOEventHandler) {
         let box = EventHandlerBox(handler)
-        self.state.withLockedValue { $0.handlers[event] = box }
+        self.state.withLock { $0.handlers[event] = box }
     }
 
     /// Handles event `event`, decoding its first argument as `T` (events whose argument does
@@ -100,28 +101,28 @@ public final class SocketIOSocket: Sendable {
 
     /// Called for every incoming event, before its own handler.
     public func onAny(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
-        self.state.withLockedValue { $0.anyHandlers.append(handler) }
+        self.state.withLock { $0.anyHandlers.append(handler) }
     }
 
     /// Called for every event this socket emits (broadcasts included).
     public func onAnyOutgoing(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
-        self.state.withLockedValue { $0.anyOutgoing.append(handler) }
+        self.state.withLock { $0.anyOutgoing.append(handler) }
     }
 
     /// Packet middleware: runs for each incoming event before any handler; throwing drops the
     /// event.
     public func use(_ middleware: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void) {
-        self.state.withLockedValue { $0.middlewares.append(middleware) }
+        self.state.withLock { $0.middlewares.append(middleware) }
     }
 
     /// Called when the socket is about to disconnect, while it is still in its rooms.
     public func onDisconnecting(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
-        self.state.withLockedValue { $0.disconnecting.append(handler) }
+        self.state.withLock { $0.disconnecting.append(handler) }
     }
 
     /// Called once the socket has disconnected.
     public func onDisconnect(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
-        self.state.withLockedValue { $0.disconnected.append(handler) }
+        self.state.withLock { $0.disconnected.append(handler) }
     }
 
     // MARK: Emitting
@@ -208,7 +209,7 @@ public final class SocketIOSocket: Sendable {
         _ complete: @escaping @Sendable (Result<[JSONValue], SocketIOAckError>) -> Void
     ) -> Bool {
         let limit = self.namespace.configuration.maxPendingAcks
-        let error: SocketIOAckError? = self.state.withLockedValue { state in
+        let error: SocketIOAckError? = self.state.withLock { state in
             guard state.connected else { return .disconnected }
             guard state.pendingAcks.count < limit else { return .tooManyPendingAcks }
             state.pendingAcks[id] = PendingAck(complete: complete, timer: nil)
@@ -222,7 +223,7 @@ public final class SocketIOSocket: Sendable {
             let timer = self.engine.eventLoop.scheduleTask(in: timeout) { [self] in
                 self.completeAck(id: id, .failure(.timeout))
             }
-            self.state.withLockedValue { state in
+            self.state.withLock { state in
                 if state.pendingAcks[id] != nil { state.pendingAcks[id]?.timer = timer } else { timer.cancel() }
             }
         }
@@ -231,14 +232,14 @@ public final class SocketIOSocket: Sendable {
 
     /// Completes (and forgets) a pending ack.
     func completeAck(id: UInt64, _ result: Result<[JSONValue], SocketIOAckError>) {
-        guard let pending = self.state.withLockedValue({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
+        guard let pending = self.state.withLock({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
         pending.timer?.cancel()
         pending.complete(result)
     }
 
     /// Hands an encoded packet to the connection.
     func send(_ packet: OutgoingPacket, volatile: Bool, compress: Bool = true) {
-        let listeners = self.state.withLockedValue { $0.connected ? $0.anyOutgoing : nil }
+        let listeners = self.state.withLock { $0.connected ? $0.anyOutgoing : nil }
         guard let listeners else { return }
         if !listeners.isEmpty, let name = packet.packet.eventName {
             let args = packet.packet.arguments
@@ -310,7 +311,7 @@ public final class SocketIOSocket: Sendable {
     // MARK: Lifecycle (called by the connection, on its loop)
 
     func markConnected() {
-        self.state.withLockedValue { $0.connected = true }
+        self.state.withLock { $0.connected = true }
     }
 
     func received(_ packet: SocketIOPacket) {
@@ -319,7 +320,7 @@ public final class SocketIOSocket: Sendable {
             guard case .array(let items) = packet.payload, let first = items.first else { return }
             let name = first.stringValue ?? first.jsonText
             let args = Array(items.dropFirst())
-            let (middlewares, any, handler) = self.state.withLockedValue {
+            let (middlewares, any, handler) = self.state.withLock {
                 ($0.middlewares, $0.anyHandlers, $0.handlers[name])
             }
             do {
@@ -339,7 +340,7 @@ public final class SocketIOSocket: Sendable {
     }
 
     func closed(reason: SocketIODisconnectReason) {
-        let disconnecting = self.state.withLockedValue {
+        let disconnecting = self.state.withLock {
             state -> [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void]? in
             guard state.connected else { return nil }
             return state.disconnecting
@@ -347,7 +348,7 @@ public final class SocketIOSocket: Sendable {
         guard let disconnecting else { return }
         for handler in disconnecting { handler(self, reason) }
         self.namespace.adapter.remove(self)
-        let (acks, handlers) = self.state.withLockedValue { state in
+        let (acks, handlers) = self.state.withLock { state in
             state.connected = false
             let acks = state.pendingAcks
             state.pendingAcks = [:]
@@ -365,7 +366,7 @@ public final class SocketIOSocket: Sendable {
 public struct SocketIOAck: Sendable {
     let socket: SocketIOSocket
     let id: UInt64
-    private let sent = NIOLockedValueBox(false)
+    private let sent = OnceFlag()
 
     init(socket: SocketIOSocket, id: UInt64) {
         self.socket = socket
@@ -377,11 +378,7 @@ public struct SocketIOAck: Sendable {
 
     /// Answers with `arguments`.
     public func send(arguments: [JSONValue]) {
-        let first = self.sent.withLockedValue { sent in
-            defer { sent = true }
-            return !sent
-        }
-        guard first else { return }
+        guard self.sent.claim() else { return }
         let packet = SocketIOPacket(
             kind: .ack,
             namespace: self.socket.namespace.name,
@@ -395,12 +392,23 @@ public struct SocketIOAck: Sendable {
 
 /// Per-socket application data: a small thread-safe dictionary.
 public final class SocketIOUserData: Sendable {
-    private let values = NIOLockedValueBox<[String: any Sendable]>([:])
+    private let values = Mutex<[String: any Sendable]>([:])
 
     /// The value for `key`.
     public subscript(key: String) -> (any Sendable)? {
-        get { self.values.withLockedValue { $0[key] } }
-        set { self.values.withLockedValue { $0[key] = newValue } }
+        get { self.values.withLock { $0[key] } }
+        set { self.values.withLock { $0[key] = newValue } }
+    }
+}
+
+/// A flag that one caller, the first, can claim: an atomic in a small object, where a locked
+/// box would cost a mutex and a larger allocation per acknowledgement.
+final class OnceFlag: Sendable {
+    private let claimed = Atomic<Bool>(false)
+
+    /// Whether this call is the first.
+    func claim() -> Bool {
+        !self.claimed.exchange(true, ordering: .acquiringAndReleasing)
     }
 }
 
