@@ -31,6 +31,11 @@ final class EngineIOSession {
     var attachment: AnyObject?
     /// Whether the packets being sent may be compressed (the application's `compress` flag).
     private var compress = true
+    /// While the packets of a POST are handled, a poll answer they trigger waits here (and
+    /// takes along whatever else they queue), so that all their answers leave in one response
+    /// rather than the first alone and the rest with the next poll.
+    private var holdingPollAnswer = false
+    private var heldPollAnswer: [EngineIOPacket]?
     /// The slow-consumer limits of the WebSocket queue (from the configuration, read once).
     private let limits: (packets: Int, bytes: Int)
     /// A handle for the application. Made on demand: a stored handle would hold the session
@@ -88,7 +93,11 @@ final class EngineIOSession {
         case .buffered, .dropped:
             break
         case .answerPoll(let packets):
-            self.answerPoll(packets)
+            if self.holdingPollAnswer {
+                self.heldPollAnswer = packets
+            } else {
+                self.answerPoll(packets)
+            }
         case .writeWebSocket(let packet):
             guard let websocket = self.websocket else { return }
             if !websocket.send(packet, compress: self.compress, limits: self.limits) {
@@ -241,9 +250,15 @@ final class EngineIOSession {
     }
 
     func postFinished(_ packets: [EngineIOPacket]) {
+        self.holdingPollAnswer = true
         for packet in packets {
             if self.transport.isClosed { break }
             self.received(packet, viaConnection: nil)
+        }
+        self.holdingPollAnswer = false
+        if let held = self.heldPollAnswer {
+            self.heldPollAnswer = nil
+            self.answerPoll(held + self.transport.takeBuffered())
         }
         self.transport.postFinished()
     }
@@ -283,6 +298,9 @@ final class EngineIOSession {
     // MARK: Closing
 
     func close(reason: EngineIOCloseReason, byClient: Bool = false) {
+        // A poll answer held while a POST is handled goes out now, with the close.
+        let held = self.heldPollAnswer.map { $0 + self.transport.takeBuffered() }
+        self.heldPollAnswer = nil
         guard let action = self.transport.closeRequested(byClient: byClient) else { return }
         self.heartbeat.stop()
         self.pingTimer?.cancel()
@@ -292,7 +310,11 @@ final class EngineIOSession {
         self.pongTimer = nil
         self.upgradeTimer = nil
         self.server.remove(self.id)
-        if let packet = action.answerPendingPoll { self.answerPoll([packet]) }
+        if let held {
+            self.answerPoll(held + [byClient ? .noop : .close])
+        } else if let packet = action.answerPendingPoll {
+            self.answerPoll([packet])
+        }
         let code = Self.closeCode(for: reason)
         if action.closeWebSocket { self.websocket?.close(code: code, closePacket: reason == .serverShutdown) }
         if action.closeUpgradeCandidate { self.candidate?.close(code: code, closePacket: false) }

@@ -106,6 +106,13 @@ public struct EngineIOTransportStateMachine: Sendable {
         }
     }
 
+    /// Takes the packets buffered since the last answer: the session adds them to a poll
+    /// answer it has decided but not yet sent, so that everything queued while it handles one
+    /// request leaves in one response.
+    public mutating func takeBuffered() -> [EngineIOPacket] {
+        self.drain()
+    }
+
     // MARK: Long-polling
 
     /// What to do with a long-poll GET.

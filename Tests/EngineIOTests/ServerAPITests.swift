@@ -241,6 +241,64 @@ struct ServerAPITests {
         }
     }
 
+    @Test func answersToOnePostLeaveInOnePollResponse() async throws {
+        // The echo application answers each message as it is handled. A poll held while a POST
+        // of three messages arrives gets all three echoes, not the first alone.
+        let events = LogEvents()
+        let server = endpoint { $0.logger = events.logger }
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            let id = try #require(sid(of: r.body))
+            let poll = Task {
+                try await blocking {
+                    try RawHTTP.request(port: port, "GET", "/engine.io/?EIO=4&transport=polling&sid=\(id)")
+                }
+            }
+            #expect(await events.next("long-poll held"))
+            let post = try await blocking {
+                try RawHTTP.request(
+                    port: port,
+                    "POST",
+                    "/engine.io/?EIO=4&transport=polling&sid=\(id)",
+                    body: "4a\u{1e}4b\u{1e}4c"
+                )
+            }
+            #expect(post.status == 200 && post.body == "ok")
+            let answer = try await poll.value
+            #expect(answer.status == 200)
+            #expect(answer.body == "4a\u{1e}4b\u{1e}4c")
+        }
+    }
+
+    @Test func aSessionClosedWhileAPostIsHandledStillAnswersThePoll() async throws {
+        // A POST whose last packet closes the session: the held poll gets the echoes before it,
+        // then the end of the session.
+        let events = LogEvents()
+        let server = endpoint { $0.logger = events.logger }
+        try await withServer([server]) { port in
+            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
+            let id = try #require(sid(of: r.body))
+            let poll = Task {
+                try await blocking {
+                    try RawHTTP.request(port: port, "GET", "/engine.io/?EIO=4&transport=polling&sid=\(id)")
+                }
+            }
+            #expect(await events.next("long-poll held"))
+            _ = try await blocking {
+                try RawHTTP.request(
+                    port: port,
+                    "POST",
+                    "/engine.io/?EIO=4&transport=polling&sid=\(id)",
+                    body: "4a\u{1e}1"
+                )
+            }
+            let answer = try await poll.value
+            #expect(answer.status == 200)
+            #expect(answer.body == "4a\u{1e}6")
+            #expect(server.sessionCount == 0)
+        }
+    }
+
     @Test func shutdownAnswersPendingPollsWithClose() async throws {
         let events = LogEvents()
         let server = endpoint { $0.logger = events.logger }
