@@ -640,8 +640,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // NIO's HTTP error handler has already answered a malformed request with 400; the
-        // connection cannot be parsed any further, so end it. (A declined WebSocket upgrade also
-        // arrives here as an error; the request itself follows and is answered normally.)
+        // connection cannot be parsed any further, so end it.
         guard error is HTTPParserError else { return }
         self.state = .closing
         context.close(promise: nil)

@@ -52,7 +52,7 @@ public struct WebSocketEchoConfiguration: Sendable {
 /// The HTTP/1.1 server that carries one or more Engine.IO endpoints on one port.
 ///
 /// It owns the listening socket and its connections: NIO's HTTP/1.1 codec (keep-alive, pipelining,
-/// chunked bodies, an 80 KiB header limit answered with 400), the WebSocket upgrader, and graceful
+/// chunked bodies, an 80 KiB header limit answered with 400), WebSocket upgrades, and graceful
 /// shutdown. ``run(onListening:)`` serves until its task is cancelled.
 public final class HTTPServer: Sendable {
     /// Options of the HTTP server.
