@@ -244,59 +244,41 @@ struct ServerAPITests {
     @Test func answersToOnePostLeaveInOnePollResponse() async throws {
         // The echo application answers each message as it is handled. A poll held while a POST
         // of three messages arrives gets all three echoes, not the first alone.
-        let events = LogEvents()
-        let server = endpoint { $0.logger = events.logger }
-        try await withServer([server]) { port in
-            let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
-            let id = try #require(sid(of: r.body))
-            let poll = Task {
-                try await blocking {
-                    try RawHTTP.request(port: port, "GET", "/engine.io/?EIO=4&transport=polling&sid=\(id)")
-                }
-            }
-            #expect(await events.next("long-poll held"))
-            let post = try await blocking {
-                try RawHTTP.request(
-                    port: port,
-                    "POST",
-                    "/engine.io/?EIO=4&transport=polling&sid=\(id)",
-                    body: "4a\u{1e}4b\u{1e}4c"
-                )
-            }
-            #expect(post.status == 200 && post.body == "ok")
-            let answer = try await poll.value
-            #expect(answer.status == 200)
-            #expect(answer.body == "4a\u{1e}4b\u{1e}4c")
-        }
+        let (post, answer, _) = try await self.postWhileAPollIsHeld("4a\u{1e}4b\u{1e}4c")
+        #expect(post.status == 200 && post.body == "ok")
+        #expect(answer.status == 200)
+        #expect(answer.body == "4a\u{1e}4b\u{1e}4c")
     }
 
     @Test func aSessionClosedWhileAPostIsHandledStillAnswersThePoll() async throws {
         // A POST whose last packet closes the session: the held poll gets the echoes before it,
         // then the end of the session.
+        let (_, answer, sessions) = try await self.postWhileAPollIsHeld("4a\u{1e}1")
+        #expect(answer.status == 200)
+        #expect(answer.body == "4a\u{1e}6")
+        #expect(sessions == 0)
+    }
+
+    /// Opens an echo session, holds a poll, then POSTs `body`; returns the POST's response, the
+    /// poll's, and the number of sessions still open after both.
+    private func postWhileAPollIsHeld(
+        _ body: String
+    ) async throws -> (post: RawHTTP.Response, poll: RawHTTP.Response, sessions: Int) {
         let events = LogEvents()
         let server = endpoint { $0.logger = events.logger }
+        let result = NIOLockedValueBox<(RawHTTP.Response, RawHTTP.Response, Int)?>(nil)
         try await withServer([server]) { port in
             let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
-            let id = try #require(sid(of: r.body))
-            let poll = Task {
-                try await blocking {
-                    try RawHTTP.request(port: port, "GET", "/engine.io/?EIO=4&transport=polling&sid=\(id)")
-                }
-            }
+            let path = "/engine.io/?EIO=4&transport=polling&sid=\(try #require(sid(of: r.body)))"
+            let poll = Task { try await blocking { try RawHTTP.request(port: port, "GET", path) } }
             #expect(await events.next("long-poll held"))
-            _ = try await blocking {
-                try RawHTTP.request(
-                    port: port,
-                    "POST",
-                    "/engine.io/?EIO=4&transport=polling&sid=\(id)",
-                    body: "4a\u{1e}1"
-                )
-            }
+            let post = try await blocking { try RawHTTP.request(port: port, "POST", path, body: body) }
             let answer = try await poll.value
-            #expect(answer.status == 200)
-            #expect(answer.body == "4a\u{1e}6")
-            #expect(server.sessionCount == 0)
+            // Counted before the server shuts down (which closes every session).
+            result.withLockedValue { $0 = (post, answer, server.sessionCount) }
         }
+        let (post, poll, sessions) = try #require(result.withLockedValue { $0 })
+        return (post, poll, sessions)
     }
 
     @Test func shutdownAnswersPendingPollsWithClose() async throws {
