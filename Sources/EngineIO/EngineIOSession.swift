@@ -374,7 +374,7 @@ package final class WebSocketConnection: Sendable {
         var spare: [Entry] = []
     }
 
-    /// The writer below the frame encoder, through which every frame that needs no
+    /// The connection's frame encoder, below which every frame that needs no
     /// permessage-deflate goes out already framed.
     private let raw: NIOLoopBound<WebSocketRawWriter>
     /// The smallest payload permessage-deflate compresses, when it was negotiated.
@@ -571,8 +571,8 @@ package final class WebSocketConnection: Sendable {
         if throughPipeline {
             self.channel.flush()
         } else {
-            // Everything went in below the frame encoder: flushing from there skips the
-            // handlers above it, which hold nothing.
+            // Everything went in below the raw writer: flushing from there skips the handlers
+            // above it, which hold nothing.
             raw.flush()
         }
         self.account(packets: packets, bytes: bytes, raw: raw, spare: &entries)

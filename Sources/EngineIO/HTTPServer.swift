@@ -325,7 +325,8 @@ public final class HTTPServer: Sendable {
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
-        try sync.addHandler(WebSocketFrameEncoder())
+        // The frame encoder, below everything that writes frames.
+        try WebSocketRawWriter.install(in: channel)
         let deflate = accepted.deflate
         let server: EngineIOServer
         let mode: EngineIOWebSocketHandler.Mode
@@ -333,7 +334,6 @@ public final class HTTPServer: Sendable {
         case .echo:
             let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
             try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
-            try WebSocketRawWriter.install(in: channel)
             try sync.addHandler(
                 EngineIOWebSocketHandler(
                     echoWithMaxMessageSize: echo.maxMessageSize,
@@ -356,7 +356,6 @@ public final class HTTPServer: Sendable {
             maxMessageSize: server.configuration.maxPayload,
             to: channel
         )
-        try WebSocketRawWriter.install(in: channel)
         try sync.addHandler(
             EngineIOWebSocketHandler(
                 server: server,

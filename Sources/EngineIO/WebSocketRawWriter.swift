@@ -1,14 +1,15 @@
 import NIOConcurrencyHelpers
 package import NIOCore
-import NIOWebSocket
+package import NIOWebSocket
 
-/// Sits just before (head-side of) NIO's `WebSocketFrameEncoder` so that a ``WebSocketConnection``
-/// can write frames it has already framed itself: the header in the payload buffer's headroom or
-/// several small frames copied into one buffer, without boxing a `WebSocketFrame`, without a
-/// separate header buffer per frame, and with one `iovec` per batch of small frames. Writes
-/// from the handlers above (pongs, close frames, deflated frames) pass through unchanged.
+/// The WebSocket frame encoder of every connection, and the place below which a
+/// ``WebSocketConnection`` writes frames it has already framed itself: the header in the payload
+/// buffer's headroom, or several small frames copied into one buffer, without boxing a
+/// `WebSocketFrame`, without a separate header buffer per frame, and with one `iovec` per batch.
+/// Frames written by the handlers above (pongs, close frames, deflated frames) are encoded here
+/// (RFC 6455 §5.2), in place of NIO's `WebSocketFrameEncoder`: one handler less per connection.
 package final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundIn = WebSocketFrame
     package typealias OutboundOut = ByteBuffer
 
     private(set) var context: ChannelHandlerContext?
@@ -21,10 +22,39 @@ package final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannel
         self.context = nil
     }
 
-    /// Installs a writer just before the channel's `WebSocketFrameEncoder`.
+    /// Adds the writer (the connection's frame encoder) at the end of the pipeline, after the
+    /// frame decoder and before the handlers that write frames.
     package static func install(in channel: any Channel) throws {
-        let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
-        try channel.pipeline.syncOperations.addHandler(WebSocketRawWriter(), position: .before(encoder))
+        try channel.pipeline.syncOperations.addHandler(WebSocketRawWriter())
+    }
+
+    /// Encodes a frame from the handlers above: one buffer when it is small (or its payload has
+    /// room for the header in front), else the header and the payload as two writes.
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = Self.unwrapOutboundIn(data)
+        var payload = frame.data
+        if var extensionData = frame.extensionData {
+            extensionData.writeBuffer(&payload)
+            payload = extensionData
+        }
+        if let key = frame.maskKey { payload.webSocketMask(key) }
+        let length = payload.readableBytes
+        var first = UInt8(webSocketOpcode: frame.opcode)
+        if frame.fin { first |= 0x80 }
+        if frame.rsv1 { first |= 0x40 }
+        if frame.rsv2 { first |= 0x20 }
+        if frame.rsv3 { first |= 0x10 }
+        let headerSize = Self.headerSize(length: length) + (frame.maskKey == nil ? 0 : 4)
+        var header = context.channel.allocator.buffer(capacity: headerSize + (length <= 512 ? length : 0))
+        header.moveWriterIndex(forwardBy: headerSize)
+        Self.setHeader(first: first, length: length, mask: frame.maskKey, in: &header, at: 0)
+        if length <= 512 {
+            header.writeBuffer(&payload)
+            context.write(Self.wrapOutboundOut(header), promise: promise)
+        } else {
+            context.write(Self.wrapOutboundOut(header), promise: nil)
+            context.write(Self.wrapOutboundOut(payload), promise: promise)
+        }
     }
 
     /// The bytes of an unmasked server frame header for a final frame of `opcode` carrying
@@ -36,20 +66,39 @@ package final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannel
     /// Writes the header at `index` of `buffer` (which has room for it); returns its size.
     @discardableResult
     static func setHeader(opcode: WebSocketOpcode, length: Int, in buffer: inout ByteBuffer, at index: Int) -> Int {
-        let first = 0x80 | UInt8(webSocketOpcode: opcode)
+        Self.setHeader(first: 0x80 | UInt8(webSocketOpcode: opcode), length: length, mask: nil, in: &buffer, at: index)
+    }
+
+    /// Writes a header with first byte `first` (FIN, RSV and opcode bits), the payload length
+    /// and, when given, the masking key; returns its size.
+    @discardableResult
+    static func setHeader(
+        first: UInt8,
+        length: Int,
+        mask: WebSocketMaskingKey?,
+        in buffer: inout ByteBuffer,
+        at index: Int
+    ) -> Int {
+        let maskBit: UInt8 = mask == nil ? 0 : 0x80
         buffer.setInteger(first, at: index)
+        var size: Int
         if length < 126 {
-            buffer.setInteger(UInt8(length), at: index + 1)
-            return 2
+            buffer.setInteger(maskBit | UInt8(length), at: index + 1)
+            size = 2
         } else if length <= 0xFFFF {
-            buffer.setInteger(UInt8(126), at: index + 1)
+            buffer.setInteger(maskBit | 126, at: index + 1)
             buffer.setInteger(UInt16(length), at: index + 2)
-            return 4
+            size = 4
         } else {
-            buffer.setInteger(UInt8(127), at: index + 1)
+            buffer.setInteger(maskBit | 127, at: index + 1)
             buffer.setInteger(UInt64(length), at: index + 2)
-            return 10
+            size = 10
         }
+        if let mask {
+            buffer.setBytes(mask, at: index + size)
+            size += 4
+        }
+        return size
     }
 }
 

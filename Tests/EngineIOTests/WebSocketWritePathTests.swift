@@ -5,7 +5,7 @@ import NIOEmbedded
 import NIOWebSocket
 import Testing
 
-/// The WebSocket write path (queue, flush scheduler, framing below NIO's encoder) checked byte
+/// The WebSocket write path (queue, flush scheduler, framing by the raw writer) checked byte
 /// for byte: whatever it writes must decode, with NIO's own frame decoder, into exactly the frames
 /// that were sent, in order, at every header-length boundary, alone or batched, shared or not.
 @Suite struct WebSocketWritePathTests {
@@ -15,7 +15,6 @@ import Testing
         scheduler: WebSocketFlushScheduler? = nil
     ) throws -> (EmbeddedChannel, WebSocketConnection) {
         let channel = EmbeddedChannel(loop: loop)
-        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
         try WebSocketRawWriter.install(in: channel)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let raw = try channel.pipeline.syncOperations.handler(type: WebSocketRawWriter.self)
@@ -112,6 +111,42 @@ import Testing
         loop.run()
         let texts = try self.decodeFrames(channel).map { String(buffer: $0.data) }
         #expect(texts == ["4a", "4b", "4c", "4" + String(repeating: "x", count: 900)])
+        _ = try channel.finish()
+    }
+
+    @Test("frames from the handlers above are encoded exactly, flags and all", arguments: sizes)
+    func framesFromAbove(size: Int) throws {
+        let loop = EmbeddedEventLoop()
+        let (channel, _) = try self.makeConnection(loop: loop)
+        let data = Self.payload(size, seed: size + 1)
+        let sent = [
+            WebSocketFrame(fin: true, opcode: .binary, data: data),
+            WebSocketFrame(fin: true, rsv1: true, opcode: .text, data: data),  // as deflate writes
+            WebSocketFrame(fin: false, opcode: .text, data: data),
+            WebSocketFrame(fin: true, opcode: .continuation, data: data),
+            WebSocketFrame(fin: true, opcode: .pong, data: Self.payload(min(size, 125), seed: 3)),
+        ]
+        for frame in sent { try channel.writeOutbound(frame) }
+        // An unmasked close frame with its code, and a masked frame (never sent by a server, but
+        // encoded as RFC 6455 says).
+        var code = ByteBuffer()
+        code.write(webSocketErrorCode: .goingAway)
+        try channel.writeOutbound(WebSocketFrame(fin: true, opcode: .connectionClose, data: code))
+        let key = WebSocketMaskingKey([1, 2, 3, 4])!
+        try channel.writeOutbound(WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: data))
+        let frames = try self.decodeFrames(channel)
+        #expect(frames.count == sent.count + 2)
+        for (frame, expected) in zip(frames, sent) {
+            #expect(frame.fin == expected.fin)
+            #expect(frame.rsv1 == expected.rsv1)
+            #expect(frame.opcode == expected.opcode)
+            #expect(frame.data == expected.data)
+            #expect(frame.maskKey == nil)
+        }
+        #expect(frames.dropFirst(sent.count).first?.opcode == .connectionClose)
+        #expect(frames.dropFirst(sent.count).first?.data == code)
+        #expect(frames.last?.maskKey == key)
+        #expect(frames.last?.unmaskedData == data)
         _ = try channel.finish()
     }
 }
