@@ -7,48 +7,74 @@ public enum EngineIOTransport: String, Hashable, Sendable, CaseIterable {
 }
 
 /// The decoded query string of a request URI, in order, percent-decoded.
+///
+/// It keeps the query text as it came (a slice of the URI, no copy) and decodes on access: a
+/// request asks for two or three parameters, so parsing every one up front, into arrays of
+/// strings kept for the session's life, cost more than it saved.
 public struct EngineIOQuery: Hashable, Sendable {
+    /// The query text: after the first `?`, before any `#`.
+    private let text: Substring
+
     /// The parameters, in the order they appeared.
     public var items: [(name: String, value: String)] {
-        zip(self.names, self.values).map { ($0, $1) }
+        var items: [(name: String, value: String)] = []
+        self.forEachPair { name, value in
+            items.append((Self.percentDecode(name), Self.percentDecode(value)))
+            return false
+        }
+        return items
     }
-
-    private var names: [String]
-    private var values: [String]
 
     /// Parses the query part of `uri` (everything after the first `?`).
     ///
     /// - Parameter uri: a request target such as `/engine.io/?EIO=4&transport=polling`.
     public init(uri: String) {
-        self.names = []
-        self.values = []
-        // Byte-wise over the UTF-8: the delimiters are ASCII, and Character-wise searching and
-        // splitting cost a tenth of a long-poll's server time.
         let utf8 = uri.utf8
-        guard let q = utf8.firstIndex(of: UInt8(ascii: "?")) else { return }
-        var end = utf8.endIndex
-        if let hash = utf8[q...].firstIndex(of: UInt8(ascii: "#")) { end = hash }
-        var start = utf8.index(after: q)
+        guard let q = utf8.firstIndex(of: UInt8(ascii: "?")) else {
+            self.text = ""
+            return
+        }
+        let end = utf8[q...].firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+        self.text = Substring(utf8[utf8.index(after: q)..<end])
+    }
+
+    /// The first value of parameter `name`, if present.
+    public subscript(name: String) -> String? {
+        var found: Substring?
+        self.forEachPair { rawName, value in
+            // Names that need no decoding (all of Engine.IO's) compare without a copy.
+            let matches =
+                Self.needsDecoding(rawName) ? Self.percentDecode(rawName) == name : rawName == name
+            if matches { found = value }
+            return matches
+        }
+        return found.map(Self.percentDecode)
+    }
+
+    /// Calls `body` with each `name=value` pair, raw (a pair without `=` has an empty value),
+    /// until it returns `true`. Byte-wise over the UTF-8: the delimiters are ASCII.
+    private func forEachPair(_ body: (Substring, Substring) -> Bool) {
+        let utf8 = self.text.utf8
+        var start = utf8.startIndex
+        let end = utf8.endIndex
         while start < end {
             let stop = utf8[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
             if start < stop {
-                let pair = Substring(utf8[start..<stop])
-                if let eq = pair.utf8.firstIndex(of: UInt8(ascii: "=")) {
-                    self.names.append(Self.percentDecode(Substring(pair.utf8[..<eq])))
-                    self.values.append(Self.percentDecode(Substring(pair.utf8[pair.utf8.index(after: eq)...])))
+                let pair = utf8[start..<stop]
+                let stopped: Bool
+                if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    stopped = body(Substring(pair[..<eq]), Substring(pair[pair.index(after: eq)...]))
                 } else {
-                    self.names.append(Self.percentDecode(pair))
-                    self.values.append("")
+                    stopped = body(Substring(pair), "")
                 }
+                if stopped { return }
             }
             start = stop < end ? utf8.index(after: stop) : end
         }
     }
 
-    /// The first value of parameter `name`, if present.
-    public subscript(name: String) -> String? {
-        guard let i = self.names.firstIndex(of: name) else { return nil }
-        return self.values[i]
+    private static func needsDecoding(_ s: Substring) -> Bool {
+        s.utf8.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
     }
 
     /// Returns the path part of `uri` (before `?`).
@@ -64,7 +90,7 @@ public struct EngineIOQuery: Hashable, Sendable {
 
     static func percentDecode(_ s: Substring) -> String {
         // Most parameters (EIO=4, transport=polling, sid=…) need no decoding.
-        if !s.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(s) }
+        if !Self.needsDecoding(s) { return String(s) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = Array(s.utf8)[...]
@@ -94,13 +120,15 @@ public struct EngineIOQuery: Hashable, Sendable {
 
     /// Two queries are equal when they have the same parameters in the same order.
     public static func == (lhs: EngineIOQuery, rhs: EngineIOQuery) -> Bool {
-        lhs.names == rhs.names && lhs.values == rhs.values
+        lhs.items.elementsEqual(rhs.items) { $0.name == $1.name && $0.value == $1.value }
     }
 
     /// Hashes the parameters in order.
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.names)
-        hasher.combine(self.values)
+        for (name, value) in self.items {
+            hasher.combine(name)
+            hasher.combine(value)
+        }
     }
 }
 

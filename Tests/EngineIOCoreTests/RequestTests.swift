@@ -96,6 +96,21 @@ struct RequestTests {
         #expect(EngineIOQuery.path(of: "/socket.io/?EIO=4") == "/socket.io/")
     }
 
+    @Test func queryItemsEncodedNamesDuplicatesAndEquality() {
+        let q = EngineIOQuery(uri: "/x?&n%61me=1&&sid=a&sid=b&sp%20ace=%E2%82%AC&last#sid=c")
+        #expect(q["name"] == "1")  // an encoded name matches its decoded form
+        #expect(q["sid"] == "a")  // the first of duplicates; nothing after '#'
+        #expect(q["sp ace"] == "€")
+        #expect(q["last"] == "")
+        #expect(q.items.map(\.name) == ["name", "sid", "sid", "sp ace", "last"])
+        #expect(q.items.map(\.value) == ["1", "a", "b", "€", ""])
+        #expect(EngineIOQuery(uri: "/a?x=1&y=2") == EngineIOQuery(uri: "/b?x=%31&y=2#f"))
+        #expect(EngineIOQuery(uri: "/a?x=1&y=2") != EngineIOQuery(uri: "/a?y=2&x=1"))
+        #expect(Set([EngineIOQuery(uri: "/a?x=1"), EngineIOQuery(uri: "/b?x=%31")]).count == 1)
+        #expect(EngineIOQuery(uri: "/no-query").items.isEmpty)
+        #expect(EngineIOQuery(uri: "/no-query")["x"] == nil)
+    }
+
     @Test func handshakeJSONIsCompactWithFiveKeysInOrder() {
         let h = EngineIOHandshake(
             sid: "abc",
