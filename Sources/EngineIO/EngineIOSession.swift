@@ -448,8 +448,13 @@ package final class WebSocketConnection: Sendable {
     /// Queues bytes to go out unframed ahead of the frames queued after them (the handshake's
     /// 101 response).
     package func sendRaw(_ bytes: ByteBuffer) {
+        self.enqueue(.raw(bytes))
+    }
+
+    /// Queues an entry that the frame limits do not count, and schedules the flush.
+    private func enqueue(_ entry: OutboundQueue.Entry) {
         let schedule = self.state.withLock { state -> Bool in
-            state.entries.append(.raw(bytes))
+            state.entries.append(entry)
             defer { state.flushScheduled = true }
             return !state.flushScheduled
         }
@@ -628,12 +633,6 @@ package final class WebSocketConnection: Sendable {
     /// Closes the WebSocket with `code` (after a close packet when `closePacket`), through the
     /// closing handshake of its handler (RFC 6455 §7.1.1).
     func close(code: WebSocketErrorCode, closePacket: Bool) {
-        let request = EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)
-        let schedule = self.state.withLock { state -> Bool in
-            state.entries.append(.close(request))
-            defer { state.flushScheduled = true }
-            return !state.flushScheduled
-        }
-        if schedule { self.scheduleFlush() }
+        self.enqueue(.close(EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)))
     }
 }

@@ -28,8 +28,8 @@ package final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannel
         try channel.pipeline.syncOperations.addHandler(WebSocketRawWriter())
     }
 
-    /// Encodes a frame from the handlers above: one buffer when it is small (or its payload has
-    /// room for the header in front), else the header and the payload as two writes.
+    /// Encodes a frame from the handlers above: header and payload copied into one buffer when
+    /// the payload is small, else the header and the (possibly shared) payload as two writes.
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = Self.unwrapOutboundIn(data)
         var payload = frame.data
