@@ -2,7 +2,8 @@
 # Installs what building, running and testing the server needs, idempotently, as root on Debian
 # bookworm with the Swift 6 toolchain (the machines this project runs on):
 #   - Debian packages: the system C libraries (OpenSSL, zlib) the TLS and deflate layers link,
-#     and pkg-config to find them;
+#     and pkg-config to find them; the openssl CLI and util-linux (taskset, setpriv) that the
+#     tests and the benchmark call;
 #   - with --test: a cached Python venv with the test runner (pytest) and the python-socketio
 #     client from PyPI, and aiohttp for the python-socketio peer of the benchmark.
 # Prints the venv's python path last when --test is given.
@@ -11,7 +12,7 @@ set -euo pipefail
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config ca-certificates openssl)
+APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config ca-certificates openssl util-linux)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
