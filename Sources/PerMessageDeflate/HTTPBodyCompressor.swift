@@ -78,10 +78,6 @@ public enum HTTPBodyCompressor {
     }
 }
 
-extension Substring {
-    var trimmingSpacesAndTabs: String { String(self).trimmingSpacesAndTabs }
-}
-
 extension String {
     var replacingSpaces: String { self.filter { $0 != " " } }
 }

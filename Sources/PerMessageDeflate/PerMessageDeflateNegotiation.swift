@@ -171,6 +171,30 @@ public enum PerMessageDeflateNegotiation {
     }
 
     static func splitOutsideQuotes(_ s: String, on separator: Character) -> [String]? {
+        guard let separatorByte = separator.asciiValue else { return nil }
+        let bytes = s.utf8
+        // Without a backslash no quoted-pair needs unescaping: the parts are slices of `s`, cut at
+        // the separators outside quotes (every byte looked at is ASCII, so each cut is a character
+        // boundary).
+        if !bytes.contains(UInt8(ascii: "\\")) {
+            var parts: [String] = []
+            var quoted = false
+            var start = bytes.startIndex
+            var index = start
+            while index != bytes.endIndex {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    quoted.toggle()
+                } else if byte == separatorByte && !quoted {
+                    parts.append(String(s[start..<index]))
+                    start = bytes.index(after: index)
+                }
+                bytes.formIndex(after: &index)
+            }
+            guard !quoted else { return nil }
+            parts.append(String(s[start...]))
+            return parts
+        }
         var parts: [String] = []
         var current = ""
         var quoted = false
@@ -198,8 +222,23 @@ public enum PerMessageDeflateNegotiation {
 }
 
 extension String {
+    /// The text without leading and trailing spaces and tabs.
+    var trimmingSpacesAndTabs: String { self[...].trimmingSpacesAndTabs }
+}
+
+extension Substring {
+    /// The text without leading and trailing spaces and tabs (HTTP's optional whitespace), found
+    /// over UTF-8 bytes: both are ASCII, so the cuts are character boundaries.
     var trimmingSpacesAndTabs: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        return String(self.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+        let bytes = self.utf8
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start != end, bytes[start] == 0x20 || bytes[start] == 0x09 { bytes.formIndex(after: &start) }
+        while start != end {
+            let last = bytes.index(before: end)
+            guard bytes[last] == 0x20 || bytes[last] == 0x09 else { break }
+            end = last
+        }
+        return String(self[start..<end])
     }
 }

@@ -113,6 +113,103 @@ struct RFC7692Tests {
         #expect(parsed.map(\.name) == ["a", "b", "c"])
         #expect(parsed[0].parameters == [.init(name: "x", value: "1;2,3")])
     }
+
+    @Test func trimsOptionalWhitespaceAroundItemsAndParameters() throws {
+        let parsed = try #require(
+            PerMessageDeflateNegotiation.parse([
+                " \tpermessage-deflate ;\t client_max_window_bits\t; x = \"a b\" ,é ; y=\"\""
+            ])
+        )
+        #expect(parsed.map(\.name) == ["permessage-deflate", "é"])
+        #expect(
+            parsed[0].parameters == [.init(name: "client_max_window_bits", value: nil), .init(name: "x", value: "a b")]
+        )
+        #expect(parsed[1].parameters == [.init(name: "y", value: "")])
+        #expect(PerMessageDeflateNegotiation.parse([#"a; x="1"#]) == nil)
+        #expect(PerMessageDeflateNegotiation.parse(["a; ;b"]) == nil)
+    }
+
+    /// The byte-wise splitting and trimming agree with a character-by-character reading of the same
+    /// grammar (quoted strings, backslash escapes inside them, spaces and tabs around items) on
+    /// every string of up to four pieces drawn from the characters that matter.
+    @Test func parsingAgreesWithACharacterWiseReading() {
+        let pieces = [" ", "\t", ",", ";", "=", "\"", "\\", "a", "é", "b c"]
+        // Each extension as its name followed by its parameters' names and values.
+        typealias Flat = [[String?]]
+        func flat(_ extensions: [PerMessageDeflateNegotiation.Extension]?) -> Flat? {
+            extensions?.map { [$0.name] + $0.parameters.flatMap { [$0.name, $0.value] } }
+        }
+        func reference(_ values: [String]) -> Flat? {
+            func split(_ s: String, _ separator: Character) -> [String]? {
+                var parts: [String] = []
+                var current = ""
+                var quoted = false
+                var escaped = false
+                for c in s {
+                    if escaped {
+                        current.append(c)
+                        escaped = false
+                    } else if c == "\\" && quoted {
+                        escaped = true
+                    } else if c == "\"" {
+                        quoted.toggle()
+                        current.append(c)
+                    } else if c == separator && !quoted {
+                        parts.append(current)
+                        current = ""
+                    } else {
+                        current.append(c)
+                    }
+                }
+                return quoted ? nil : parts + [current]
+            }
+            func trim(_ s: some StringProtocol) -> String {
+                var characters = Array(s)
+                while let first = characters.first, first == " " || first == "\t" { characters.removeFirst() }
+                while let last = characters.last, last == " " || last == "\t" { characters.removeLast() }
+                return String(characters)
+            }
+            var extensions: Flat = []
+            for value in values {
+                guard let items = split(value, ",") else { return nil }
+                for item in items {
+                    guard let parts = split(item, ";") else { return nil }
+                    let name = trim(parts[0])
+                    if name.isEmpty { continue }
+                    var parameters: [String?] = []
+                    for part in parts.dropFirst() {
+                        let piece = trim(part)
+                        if piece.isEmpty { return nil }
+                        if let eq = piece.firstIndex(of: "=") {
+                            var raw = trim(piece[piece.index(after: eq)...])
+                            if raw.hasPrefix("\"") {
+                                guard raw.count >= 2, raw.hasSuffix("\"") else { return nil }
+                                raw = String(raw.dropFirst().dropLast())
+                            }
+                            parameters += [trim(piece[..<eq]), raw]
+                        } else {
+                            parameters += [piece, nil]
+                        }
+                    }
+                    extensions.append([name] + parameters)
+                }
+            }
+            return extensions
+        }
+        var checked = 0
+        func visit(_ prefix: String, depth: Int) {
+            let value = "x" + prefix
+            #expect(
+                flat(PerMessageDeflateNegotiation.parse([value])) == reference([value]),
+                "\(value.debugDescription)"
+            )
+            checked += 1
+            guard depth < 4 else { return }
+            for piece in pieces { visit(prefix + piece, depth: depth + 1) }
+        }
+        visit("", depth: 0)
+        #expect(checked == 11_111)
+    }
 }
 
 @Suite("zlib streams")
