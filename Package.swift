@@ -116,6 +116,7 @@ let package = Package(
         .executableTarget(
             name: "SocketIOBench",
             dependencies: [
+                "PerMessageDeflate",
                 nioCore,
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

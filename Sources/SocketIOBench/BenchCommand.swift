@@ -74,6 +74,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Connect: stop after this many connections (0: only --duration bounds it).")
     var connections = 0
 
+    @Flag(
+        help: """
+            Offer permessage-deflate (RFC 7692) on WebSocket connections, as browsers and Node \
+            clients do, and fail when the server declines it. The client never compresses; \
+            compressed messages from the server are inflated.
+            """
+    )
+    var deflate = false
+
     @Option(help: "Connections being opened at once.")
     var concurrency = 64
 
@@ -155,7 +164,8 @@ struct BenchCommand: AsyncParsableCommand {
             rate: rate,
             concurrency: concurrency,
             sourceAddresses: sources,
-            room: room
+            room: room,
+            deflate: deflate
         )
         if scenario != .connect, clients * (polling ? 2 : 1) + 64 > limit {
             throw ValidationError("--clients \(clients) needs more file descriptors than the limit \(limit)")

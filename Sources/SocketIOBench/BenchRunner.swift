@@ -220,6 +220,8 @@ struct LatencySummary: Encodable {
 struct BenchResult: Encodable {
     var scenario: String
     var transport: String
+    /// Whether WebSocket connections negotiated permessage-deflate (`--deflate`).
+    var deflate: Bool
     var clients: Int
     var window: Int
     var bytes: Int
@@ -253,6 +255,7 @@ struct BenchResult: Encodable {
     init(settings: BenchSettings, duration: Double) {
         scenario = settings.scenario.rawValue
         transport = settings.polling ? "polling" : "websocket"
+        deflate = !settings.polling && settings.deflate
         clients = settings.clients
         window = settings.window
         bytes = settings.bytes
@@ -307,7 +310,8 @@ struct BenchResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scenario, transport, clients, window, bytes, rate, duration, errors, mismatches, latency, connected
+        case scenario, transport, deflate, clients, window, bytes, rate, duration, errors, mismatches, latency,
+            connected
         case operations, broadcasts, deliveries, missing
         case measuredSeconds = "measured_s"
         case setupFailed = "setup_failed"
@@ -327,7 +331,7 @@ struct BenchResult: Encodable {
 
     func table() -> String {
         var rows: [(String, String)] = [
-            ("scenario", "\(scenario) over \(transport)"),
+            ("scenario", "\(scenario) over \(transport)" + (deflate ? " with permessage-deflate" : "")),
             (
                 "clients",
                 "\(clients)" + (scenario == "echo" || scenario == "polling" ? " × window \(window) × \(bytes) B" : "")

@@ -27,6 +27,8 @@ struct BenchSettings: Sendable {
     var concurrency: Int
     var sourceAddresses: [SocketAddress]
     var room: String
+    /// Offer permessage-deflate on WebSocket connections.
+    var deflate = false
 }
 
 /// State shared by every worker: counters other loops read without a hop.
@@ -198,6 +200,7 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
             host: settings.host,
             path: settings.path,
             namespace: settings.namespace,
+            deflate: settings.deflate,
             delegate: self
         )
         connections[index] = connection

@@ -1,4 +1,5 @@
 import NIOCore
+import PerMessageDeflate
 
 /// What a benchmark connection tells the scenario that owns it. Called on the connection's
 /// event loop.
@@ -85,7 +86,9 @@ enum SocketIOWire {
 }
 
 /// A benchmark client over WebSocket (`transport=websocket`, no polling first): a hand-written
-/// RFC 6455 client that masks every frame and parses the server's unmasked frames in place.
+/// RFC 6455 client that masks every frame and parses the server's unmasked frames in place. With
+/// `deflate` it offers permessage-deflate and inflates the server's compressed messages (it sends
+/// its own uncompressed, which RFC 7692 allows).
 final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -108,12 +111,26 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
     private var message: ByteBuffer
     private let maskKey: UInt32
     private var pendingWrites = false
+    private let deflate: Bool
+    /// Whether the message being received (fragments so far in `message`) is compressed.
+    private var compressed = false
+    /// Created with the first compressed message, kept for the connection: a window kept across
+    /// messages serves servers with and without context takeover alike.
+    private var inflater: ZlibStream?
 
-    init(index: Int, host: String, path: String, namespace: String, delegate: any BenchConnectionDelegate) {
+    init(
+        index: Int,
+        host: String,
+        path: String,
+        namespace: String,
+        deflate: Bool,
+        delegate: any BenchConnectionDelegate
+    ) {
         self.index = index
         self.host = host
         self.path = path
         self.namespace = namespace
+        self.deflate = deflate
         self.delegate = delegate
         let allocator = ByteBufferAllocator()
         self.inbound = allocator.buffer(capacity: 0)
@@ -138,7 +155,9 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
         request.writeString(
             "GET \(path)\(separator)EIO=4&transport=websocket HTTP/1.1\r\nHost: \(host)\r\n"
                 + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                + "Sec-WebSocket-Version: 13\r\n\r\n"
+                + "Sec-WebSocket-Version: 13\r\n"
+                + (deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "")
+                + "\r\n"
         )
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
@@ -159,6 +178,10 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
             let head = inbound.readString(length: headerLength) ?? ""
             guard head.hasPrefix("HTTP/1.1 101") else {
                 fail("upgrade refused: \(head.prefix(while: { $0 != "\r" }))")
+                return
+            }
+            if deflate, !head.lowercased().contains("\r\nsec-websocket-extensions: permessage-deflate") {
+                fail("the server declined permessage-deflate")
                 return
             }
             state = .open
@@ -198,19 +221,25 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
             inbound.moveReaderIndex(forwardBy: headerLength)
             let payload = inbound.readSlice(length: length)!
             let fin = first & 0x80 != 0
+            let rsv1 = first & 0x40 != 0
+            if rsv1 && (!deflate || first & 0x0F == 0x0 || first & 0x08 != 0) {
+                return fail("RSV1 on a frame that cannot be compressed")
+            }
             switch first & 0x0F {
             case 0x1, 0x2:
-                if fin {
+                compressed = rsv1
+                if fin && !rsv1 {
                     if first & 0x0F == 0x1 { handleText(payload.readableBytesView) }
                 } else {
                     message.clear()
                     var copy = payload
                     message.writeBuffer(&copy)
+                    if fin { finishMessage() }
                 }
             case 0x0:
                 var copy = payload
                 message.writeBuffer(&copy)
-                if fin { handleText(message.readableBytesView) }
+                if fin { finishMessage() }
             case 0x8:
                 state = .closed
                 context?.close(promise: nil)
@@ -219,6 +248,23 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
                 writeFrame(opcode: 0xA, payload: payload.readableBytesView)
             default: break
             }
+        }
+    }
+
+    /// A message assembled in `message`: inflated first when compressed (RFC 7692 §7.2.2: the
+    /// payload plus 00 00 FF FF is a raw DEFLATE stream flushed to a byte boundary).
+    private func finishMessage() {
+        guard compressed else { return handleText(message.readableBytesView) }
+        compressed = false
+        do {
+            let inflater = try self.inflater ?? ZlibStream(inflateWindowBits: 15)
+            self.inflater = inflater
+            message.writeBytes([0x00, 0x00, 0xFF, 0xFF])
+            var inflated = ByteBuffer()
+            _ = try inflater.inflate(message.readableBytesView, into: &inflated, alreadyProduced: 0, limit: 64 << 20)
+            handleText(inflated.readableBytesView)
+        } catch {
+            fail("a compressed message did not inflate: \(error)")
         }
     }
 

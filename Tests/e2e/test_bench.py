@@ -69,6 +69,32 @@ def test_polling_echo(bench_server):
     assert r["transport"] == "polling" and r["operations"] > 20 and r["errors"] == 0
 
 
+def test_deflate_negotiates_and_inflates_compressed_messages(bench_server):
+    # 3 000-byte echoes: the server compresses its acks (above its 1 024-byte threshold), so every
+    # acknowledgement compared equal had been inflated.
+    out, r = run_bench(bench_server.port, "echo", "--deflate", "-c", 3, "-w", 2, "-b", 3000, "-d", 1,
+                       "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["deflate"] is True and r["operations"] > 10 and r["errors"] == 0 and r["mismatches"] == 0
+    assert "with permessage-deflate" in out.stdout
+    out, r = run_bench(bench_server.port, "fanout", "--deflate", "-c", 5, "-b", 2000, "-d", 1, "--warmup", 0.2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["broadcasts"] > 0 and r["missing"] == 0 and r["errors"] == 0
+    out, r = run_bench(bench_server.port, "echo", "-c", 2, "-d", 0.5, "--warmup", 0)
+    assert out.returncode == 0 and r["deflate"] is False
+
+
+def test_deflate_declined_is_a_setup_failure():
+    server = Server(["--profile", "bench", "--no-deflate"]).start()
+    try:
+        out, r = run_bench(server.port, "echo", "--deflate", "-c", 2, "-d", 1, "--setup-timeout", 5)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert r["setup_failed"] is True
+        assert "declined permessage-deflate" in r["first_errors"][0]
+    finally:
+        server.stop()
+
+
 def test_fanout_delivers_every_broadcast_to_every_member(bench_server):
     out, r = run_bench(bench_server.port, "fanout", "-c", 20, "-d", 1, "--warmup", 0.2)
     assert out.returncode == 0, out.stdout + out.stderr
