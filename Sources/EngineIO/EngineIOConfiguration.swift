@@ -36,7 +36,7 @@ public struct EngineIOConfiguration: Sendable {
     /// Generates session ids. Must return ids unique among live sessions; a collision refuses the
     /// handshake. Default: 15 random bytes as 20 URL-safe base64 characters, like the reference.
     public var sessionIDGenerator: @Sendable () -> String = {
-        EngineIOSessionID.make(from: RandomPool.bytes(15))
+        RandomPool.sessionID()
     }
     /// The most concurrent sessions; further handshakes get 503. Default 100 000: far above what
     /// one process here serves (20 000 fds), so it only stops runaway handshake floods of polling

@@ -1,3 +1,4 @@
+import EngineIOCore
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -12,16 +13,18 @@ import Darwin
 enum RandomPool {
     private static let pool = NIOLockedValueBox((bytes: [UInt8](repeating: 0, count: 4096), next: 4096))
 
-    /// `count` (at most 4096) random bytes.
-    static func bytes(_ count: Int) -> [UInt8] {
-        precondition(count <= 4096)
-        return self.pool.withLockedValue { pool in
-            if pool.next + count > pool.bytes.count {
+    /// A session or socket id: 15 random bytes as 20 URL-safe characters, made inside the pool
+    /// (no intermediate array).
+    static func sessionID() -> String {
+        self.pool.withLockedValue { pool in
+            if pool.next + 15 > pool.bytes.count {
                 Self.refill(&pool.bytes)
                 pool.next = 0
             }
-            defer { pool.next += count }
-            return Array(pool.bytes[pool.next..<(pool.next + count)])
+            defer { pool.next += 15 }
+            return pool.bytes.withUnsafeBytes { raw in
+                EngineIOSessionID.make(from: UnsafeRawBufferPointer(rebasing: raw[pool.next..<(pool.next + 15)]))
+            }
         }
     }
 

@@ -223,10 +223,30 @@ public struct EngineIOHandshake: Hashable, Sendable {
 
     /// The compact JSON form, keys in the reference order.
     public var json: String {
-        let upgrades = self.upgrades.map { "\"\($0.rawValue)\"" }.joined(separator: ",")
-        return
-            "{\"sid\":\(JSONString.quote(self.sid)),\"upgrades\":[\(upgrades)],\"pingInterval\":\(self.pingInterval),"
-            + "\"pingTimeout\":\(self.pingTimeout),\"maxPayload\":\(self.maxPayload)}"
+        var json = "{\"sid\":"
+        json.reserveCapacity(160)
+        // Generated ids are URL-safe and need no escaping; only an application's own may.
+        if self.sid.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            json += "\""
+            json += self.sid
+            json += "\""
+        } else {
+            json += JSONString.quote(self.sid)
+        }
+        json += ",\"upgrades\":["
+        for (index, upgrade) in self.upgrades.enumerated() {
+            json += index == 0 ? "\"" : ",\""
+            json += upgrade.rawValue
+            json += "\""
+        }
+        json += "],\"pingInterval\":"
+        json += String(self.pingInterval)
+        json += ",\"pingTimeout\":"
+        json += String(self.pingTimeout)
+        json += ",\"maxPayload\":"
+        json += String(self.maxPayload)
+        json += "}"
+        return json
     }
 }
 
@@ -241,18 +261,35 @@ public enum EngineIOSessionID {
     /// - Parameter bytes: random bytes (15 are used; fewer give a shorter id).
     /// - Returns: the id.
     public static func make<Bytes: Collection>(from bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(20)
-        var it = bytes.prefix(15).makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next() ?? 0
-            let b2 = it.next() ?? 0
-            let n = UInt32(b0) << 16 | UInt32(b1) << 8 | UInt32(b2)
-            out.append(alphabet[Int(n >> 18 & 63)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-            out.append(alphabet[Int(n >> 6 & 63)])
-            out.append(alphabet[Int(n & 63)])
+        if let id = bytes.withContiguousStorageIfAvailable({ self.make(from: UnsafeRawBufferPointer($0)) }) {
+            return id
         }
-        return String(decoding: out, as: UTF8.self)
+        return Array(bytes).withUnsafeBytes { self.make(from: $0) }
+    }
+
+    /// Turns the first 15 of `bytes` into a 20-character URL-safe id (fewer give a shorter id),
+    /// written straight into the string's storage.
+    ///
+    /// - Parameter bytes: random bytes.
+    /// - Returns: the id.
+    public static func make(from bytes: UnsafeRawBufferPointer) -> String {
+        let count = min(bytes.count, 15)
+        return String(unsafeUninitializedCapacity: (count + 2) / 3 * 4) { out in
+            var written = 0
+            var index = 0
+            while index < count {
+                let b0 = bytes[index]
+                let b1 = index + 1 < count ? bytes[index + 1] : 0
+                let b2 = index + 2 < count ? bytes[index + 2] : 0
+                let n = UInt32(b0) << 16 | UInt32(b1) << 8 | UInt32(b2)
+                out[written] = self.alphabet[Int(n >> 18 & 63)]
+                out[written + 1] = self.alphabet[Int(n >> 12 & 63)]
+                out[written + 2] = self.alphabet[Int(n >> 6 & 63)]
+                out[written + 3] = self.alphabet[Int(n & 63)]
+                written += 4
+                index += 3
+            }
+            return written
+        }
     }
 }

@@ -125,6 +125,17 @@ struct RequestTests {
         )
         let ws = EngineIOHandshake(sid: "a\"b", upgrades: [], pingInterval: 1, pingTimeout: 2, maxPayload: 3)
         #expect(ws.json == #"{"sid":"a\"b","upgrades":[],"pingInterval":1,"pingTimeout":2,"maxPayload":3}"#)
+        let odd = EngineIOHandshake(
+            sid: "\u{1}\\é",
+            upgrades: [.polling, .websocket],
+            pingInterval: 0,
+            pingTimeout: 0,
+            maxPayload: 0
+        )
+        #expect(
+            odd.json
+                == #"{"sid":"\u0001\\é","upgrades":["polling","websocket"],"pingInterval":0,"pingTimeout":0,"maxPayload":0}"#
+        )
     }
 
     @Test func errorBodies() {
@@ -136,6 +147,10 @@ struct RequestTests {
     @Test func sessionIDsAreTwentyURLSafeCharacters() {
         let id = EngineIOSessionID.make(from: [UInt8](repeating: 0xFF, count: 15))
         #expect(id == String(repeating: "_", count: 20))
-        #expect(EngineIOSessionID.make(from: [UInt8](0..<15)).count == 20)
+        #expect(EngineIOSessionID.make(from: [UInt8](0..<15)) == "AAECAwQFBgcICQoLDA0O")
+        // Any collection (here one without contiguous storage) gives the same id; only 15 bytes count.
+        #expect(EngineIOSessionID.make(from: (0..<20).lazy.map { UInt8($0) }) == "AAECAwQFBgcICQoLDA0O")
+        #expect(EngineIOSessionID.make(from: [0xFB, 0xFF]) == "-_8A")
+        #expect(EngineIOSessionID.make(from: [UInt8]()) == "")
     }
 }
