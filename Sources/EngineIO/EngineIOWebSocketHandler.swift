@@ -7,15 +7,19 @@ import PerMessageDeflate
 import Glibc
 #endif
 
-/// Turns WebSocket frames into Engine.IO packets for one session, and enforces RFC 6455 on the way.
+/// Turns the bytes of a WebSocket into Engine.IO packets for one session, and enforces RFC 6455
+/// on the way.
 ///
-/// NIO's `WebSocketFrameDecoder` parses frames (and refuses oversized or malformed ones); this
-/// handler adds what it leaves to us: client frames must be masked (RFC 6455 §5.1), RSV bits that
-/// no extension owns are refused (§5.2), fragments are reassembled with control frames allowed in
-/// between (§5.4) under a size limit (close 1009), text must be UTF-8 (§8.1, close 1007), pings are
-/// answered (§5.5.2) and the close handshake is mirrored with a valid code (§7.4).
+/// It cuts frames out of the bytes itself (RFC 6455 §5.2; no decoder handler, no frame object per
+/// frame): frames above the size limit are refused with close 1009, fragmented or long control
+/// frames with 1002. Client frames must be masked (§5.1); with permessage-deflate negotiated,
+/// their payloads are inflated here (``PerMessageDeflateInflater``; the deflate handler after
+/// this one only compresses what is sent). RSV bits that no extension owns are refused (§5.2),
+/// fragments are reassembled with control frames allowed in between (§5.4) under a size limit
+/// (close 1009), text must be UTF-8 (§8.1, close 1007), pings are answered (§5.5.2) and the close
+/// handshake is mirrored with a valid code (§7.4).
 final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -51,26 +55,45 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     private var closing = false
     private var closeReason: EngineIOCloseReason = .transportClose
 
-    /// Whether a handler before this one (permessage-deflate) already checked and removed the
-    /// client's masking.
-    private let framesUnmasked: Bool
+    /// The inbound half of permessage-deflate, when it was negotiated.
+    private let inflater: PerMessageDeflateInflater?
+    /// The largest frame payload accepted.
+    private let maxFrameSize: Int
+    /// Received bytes that do not make a whole frame yet (at most one frame's worth).
+    private var pending: ByteBuffer?
+    /// Set after a frame could not be cut (its length or shape was wrong): what follows is not
+    /// frames any more and is dropped.
+    private var framingBroken = false
 
     /// The handshake's 101 response, written ahead of everything else (with the open packet).
     private var responsePrefix: ByteBuffer?
 
-    init(server: EngineIOServer, mode: Mode, framesUnmasked: Bool = false, responsePrefix: ByteBuffer? = nil) {
+    init(
+        server: EngineIOServer,
+        mode: Mode,
+        maxFrameSize: Int,
+        inflater: PerMessageDeflateInflater? = nil,
+        responsePrefix: ByteBuffer? = nil
+    ) {
         self.server = server
         self.mode = mode
-        self.framesUnmasked = framesUnmasked
+        self.maxFrameSize = maxFrameSize
+        self.inflater = inflater
         self.responsePrefix = responsePrefix
         self.maxMessageSize = server.configuration.maxPayload
     }
 
     /// A plain echo handler (the `websocket-echo` profile).
-    init(echoWithMaxMessageSize maxMessageSize: Int, framesUnmasked: Bool, responsePrefix: ByteBuffer? = nil) {
+    init(
+        echoWithMaxMessageSize maxMessageSize: Int,
+        maxFrameSize: Int,
+        inflater: PerMessageDeflateInflater?,
+        responsePrefix: ByteBuffer? = nil
+    ) {
         self.server = nil
         self.mode = .echo
-        self.framesUnmasked = framesUnmasked
+        self.maxFrameSize = maxFrameSize
+        self.inflater = inflater
         self.responsePrefix = responsePrefix
         self.maxMessageSize = maxMessageSize
     }
@@ -86,7 +109,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         let connection = WebSocketConnection(
             channel: context.channel,
             raw: raw,
-            compressionThreshold: self.framesUnmasked ? self.server?.configuration.perMessageDeflate.threshold : nil,
+            compressionThreshold: self.inflater != nil ? self.server?.configuration.perMessageDeflate.threshold : nil,
             scheduler: self.server?.flushScheduler(for: context.eventLoop)
         )
         self.connection = connection
@@ -135,9 +158,57 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = self.unwrapInboundIn(data)
+        if self.framingBroken { return }
+        var bytes = self.unwrapInboundIn(data)
+        if var pending = self.pending {
+            self.pending = nil
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
+        while true {
+            switch WebSocketFrameParser.cut(&bytes, maxFrameSize: self.maxFrameSize) {
+            case .frame(let frame):
+                self.receive(context: context, frame: frame)
+                if self.framingBroken { return }
+            case .needMore:
+                if bytes.readableBytes > 0 { self.pending = bytes }
+                return
+            case .tooLarge:
+                self.framingBroken = true
+                return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+            case .malformedControl:
+                self.framingBroken = true
+                return self.fail(context: context, code: .protocolError, reason: .transportError)
+            }
+        }
+    }
+
+    private func receive(context: ChannelHandlerContext, frame: WebSocketFrameParser.Frame) {
         if self.closing && frame.opcode != .connectionClose { return }
-        guard self.framesUnmasked || frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+        // RFC 6455 §5.1: a client masks every frame.
+        guard let key = frame.maskKey else {
+            return self.fail(context: context, code: .protocolError, reason: .transportError)
+        }
+        var frame = frame
+        if let inflater = self.inflater {
+            var payload = frame.data
+            WebSocketMasking.unmask(&payload, key: key)
+            do {
+                let (data, rsv1) = try inflater.receive(
+                    fin: frame.fin,
+                    rsv1: frame.rsv1,
+                    opcode: frame.opcode,
+                    payload: payload,
+                    allocator: context.channel.allocator
+                )
+                frame.data = data
+                frame.rsv1 = rsv1
+                frame.maskKey = nil
+            } catch {
+                return self.failInflating(context: context, error: error)
+            }
+        }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
             return self.fail(context: context, code: .protocolError, reason: .transportError)
         }
         switch frame.opcode {
@@ -199,10 +270,8 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
             if opcode == .text, String(validating: data.readableBytesView, as: UTF8.self) == nil {
                 return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
             }
-            context.writeAndFlush(
-                self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: data)),
-                promise: nil
-            )
+            // From the pipeline's end, through the permessage-deflate handler when there is one.
+            context.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: opcode, data: data), promise: nil)
             return
         }
         let packet: EngineIOPacket
@@ -243,7 +312,7 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         socket.eventLoop.execute { socket.session.value.received(packet, viaConnection: id) }
     }
 
-    private func receivedClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
+    private func receivedClose(context: ChannelHandlerContext, frame: WebSocketFrameParser.Frame) {
         if self.closing {
             context.close(promise: nil)
             return
@@ -333,29 +402,20 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // While closing, the decoder may report bytes it drops (it stops after an error); the
-        // linger timer or the client's own close ends the connection.
+        // While closing, the linger timer or the client's own close ends the connection.
         if self.closing { return }
-        // Frame decoding errors from NIO's decoder (RFC 6455 §7.4.1 codes).
-        if let error = error as? PerMessageDeflateError {
-            switch error {
-            case .messageTooLarge: return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
-            case .invalidData:
-                return self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
-            case .protocolViolation: return self.fail(context: context, code: .protocolError, reason: .transportError)
-            case .zlibFailure: return self.fail(context: context, code: .unexpectedServerError, reason: .transportError)
-            }
-        }
-        if let error = error as? NIOWebSocketError {
-            switch error {
-            case .invalidFrameLength:
-                return self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
-            case .fragmentedControlFrame, .multiByteControlFrameLength:
-                return self.fail(context: context, code: .protocolError, reason: .transportError)
-            }
-        }
         self.closeReason = .transportError
         context.close(promise: nil)
+    }
+
+    /// A compressed message that could not be inflated: RFC 6455 §7.4.1 codes.
+    private func failInflating(context: ChannelHandlerContext, error: PerMessageDeflateError) {
+        switch error {
+        case .messageTooLarge: self.fail(context: context, code: .messageTooLarge, reason: .payloadTooLarge)
+        case .invalidData: self.fail(context: context, code: .dataInconsistentWithMessage, reason: .transportError)
+        case .protocolViolation: self.fail(context: context, code: .protocolError, reason: .transportError)
+        case .zlibFailure: self.fail(context: context, code: .unexpectedServerError, reason: .transportError)
+        }
     }
 
     private func notifyClosed() {
@@ -380,9 +440,20 @@ package enum MaskedText {
     /// string, when every byte is ASCII (so valid UTF-8); `nil` otherwise, for the general path.
     /// This saves the unmasked copy of the frame and a second UTF-8 validation per message.
     package static func asciiMessage(masked data: ByteBuffer, key: WebSocketMaskingKey) -> String? {
+        self.asciiMessage(
+            masked: data,
+            key: UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3])
+        )
+    }
+
+    /// The same, with the key as it appears on the wire read as a big-endian integer.
+    package static func asciiMessage(masked data: ByteBuffer, key: UInt32) -> String? {
         let count = data.readableBytes
         guard count >= 1 else { return nil }
-        let k = (key[0], key[1], key[2], key[3])
+        let k = (
+            UInt8(truncatingIfNeeded: key >> 24), UInt8(truncatingIfNeeded: key >> 16),
+            UInt8(truncatingIfNeeded: key >> 8), UInt8(truncatingIfNeeded: key)
+        )
         return data.withUnsafeReadableBytes { raw -> String? in
             guard raw[0] ^ k.0 == UInt8(ascii: "4") else { return nil }
             // Output byte j is input byte j + 1, so eight bytes at a time use the key rotated by one.

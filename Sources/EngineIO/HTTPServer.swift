@@ -300,6 +300,25 @@ public final class HTTPServer: Sendable {
 
     /// Adds the permessage-deflate handler when the handshake agreed on it; inflated messages are
     /// capped at the endpoint's message size.
+    /// The inbound half of permessage-deflate, when the handshake agreed on it; inflated
+    /// messages are capped at the endpoint's message size.
+    static func inflater(
+        _ parameters: PerMessageDeflateParameters?,
+        _ configuration: PerMessageDeflateConfiguration,
+        maxMessageSize: Int,
+        on channel: any Channel
+    ) -> PerMessageDeflateInflater? {
+        guard let parameters else { return nil }
+        var configuration = configuration
+        configuration.maxDecompressedSize = maxMessageSize
+        return PerMessageDeflateInflater(
+            parameters: parameters,
+            configuration: configuration,
+            eventLoop: channel.eventLoop
+        )
+    }
+
+    /// Adds the permessage-deflate handler, for what is sent, when the handshake agreed on it.
     static func addDeflate(
         _ parameters: PerMessageDeflateParameters?,
         _ configuration: PerMessageDeflateConfiguration,
@@ -315,7 +334,9 @@ public final class HTTPServer: Sendable {
     }
 
     /// Adds the WebSocket handlers at the end of the pipeline (the HTTP handlers are being
-    /// removed); `response` is the 101, which goes out with the first frames.
+    /// removed): the frame writer, the message handler (which parses frames itself), then the
+    /// permessage-deflate handler, which compresses what is written from the pipeline's end.
+    /// `response` is the 101, which goes out with the first frames.
     private func installWebSocket(
         channel: any Channel,
         target: UpgradeTarget,
@@ -324,8 +345,6 @@ public final class HTTPServer: Sendable {
         response: ByteBuffer
     ) throws {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
-        // The frame encoder, below everything that writes frames.
         try WebSocketRawWriter.install(in: channel)
         let deflate = accepted.deflate
         let server: EngineIOServer
@@ -333,14 +352,20 @@ public final class HTTPServer: Sendable {
         switch target {
         case .echo:
             let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
-            try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
             try sync.addHandler(
                 EngineIOWebSocketHandler(
                     echoWithMaxMessageSize: echo.maxMessageSize,
-                    framesUnmasked: deflate != nil,
+                    maxFrameSize: maxFrameSize,
+                    inflater: Self.inflater(
+                        deflate,
+                        echo.perMessageDeflate,
+                        maxMessageSize: echo.maxMessageSize,
+                        on: channel
+                    ),
                     responsePrefix: response
                 )
             )
+            try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
             return
         case .upgrade(let endpoint, let sid):
             server = endpoint
@@ -350,19 +375,26 @@ public final class HTTPServer: Sendable {
             server = endpoint
             mode = .handshake(request, sessionID: accepted.sessionID)
         }
-        try Self.addDeflate(
-            deflate,
-            server.configuration.perMessageDeflate,
-            maxMessageSize: server.configuration.maxPayload,
-            to: channel
-        )
+        let configuration = server.configuration
         try sync.addHandler(
             EngineIOWebSocketHandler(
                 server: server,
                 mode: mode,
-                framesUnmasked: deflate != nil,
+                maxFrameSize: maxFrameSize,
+                inflater: Self.inflater(
+                    deflate,
+                    configuration.perMessageDeflate,
+                    maxMessageSize: configuration.maxPayload,
+                    on: channel
+                ),
                 responsePrefix: response
             )
+        )
+        try Self.addDeflate(
+            deflate,
+            configuration.perMessageDeflate,
+            maxMessageSize: configuration.maxPayload,
+            to: channel
         )
     }
 

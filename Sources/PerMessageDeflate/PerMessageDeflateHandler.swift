@@ -34,10 +34,9 @@ public final class PerMessageDeflateHandler: ChannelDuplexHandler, RemovableChan
     private let configuration: PerMessageDeflateConfiguration
     private var shared: LoopStreams?
     private var ownDeflater: ZlibStream?
-    private var ownInflater: ZlibStream?
-    /// The message being received: whether it is compressed, how much it inflated to so far,
-    /// and (for a fragmented compressed message without context takeover) its private inflater.
-    private var message: (compressed: Bool, produced: Int, inflater: ZlibStream?)?
+    /// The inbound side, made with the first frame (a pipeline whose message handler inflates by
+    /// itself, ahead of this handler, never sends it any).
+    private var inflater: PerMessageDeflateInflater?
     private var skipNext = false
 
     /// Creates the handler for negotiated `parameters`.
@@ -58,98 +57,40 @@ public final class PerMessageDeflateHandler: ChannelDuplexHandler, RemovableChan
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
-        guard frame.maskKey != nil else {
+        guard let key = frame.maskKey else {
             context.fireErrorCaught(PerMessageDeflateError.protocolViolation)
             return
         }
-        let payload = frame.unmaskedData
-        switch frame.opcode {
-        case .text, .binary:
-            guard frame.rsv1 else {
-                if self.message == nil || self.message?.compressed == false {
-                    self.message = frame.fin ? nil : (false, 0, nil)
-                }
-                self.forward(context: context, frame: frame, data: payload, rsv1: false)
-                return
-            }
-            if self.message != nil {
-                // A new data frame inside a message: the message handler refuses it.
-                self.forward(context: context, frame: frame, data: payload, rsv1: true)
-                return
-            }
-            let inflater = frame.fin || !self.parameters.clientNoContextTakeover ? nil : self.privateInflater()
-            self.message = (true, 0, inflater)
-            self.inflate(context: context, frame: frame, payload: payload)
-        case .continuation:
-            if let message = self.message, message.compressed, !frame.rsv1 {
-                self.inflate(context: context, frame: frame, payload: payload)
-            } else {
-                if frame.fin { self.message = nil }
-                self.forward(context: context, frame: frame, data: payload, rsv1: frame.rsv1)
-            }
-        default:
-            self.forward(context: context, frame: frame, data: payload, rsv1: frame.rsv1)
-        }
-    }
-
-    private func privateInflater() -> ZlibStream? {
-        try? ZlibStream(inflateWindowBits: 15)
-    }
-
-    private func inflater(for message: (compressed: Bool, produced: Int, inflater: ZlibStream?)) -> ZlibStream? {
-        if let own = message.inflater { return own }
-        if self.parameters.clientNoContextTakeover { return self.shared?.inflater() }
-        if self.ownInflater == nil { self.ownInflater = try? ZlibStream(inflateWindowBits: 15) }
-        return self.ownInflater
-    }
-
-    private func inflate(context: ChannelHandlerContext, frame: WebSocketFrame, payload: ByteBuffer) {
-        guard var message = self.message, let inflater = self.inflater(for: message) else {
-            context.fireErrorCaught(PerMessageDeflateError.zlibFailure(-4))
-            return
-        }
-        var output = context.channel.allocator.buffer(capacity: payload.readableBytes * 2 + 64)
-        do {
-            message.produced += try inflater.inflate(
-                payload.readableBytesView,
-                into: &output,
-                alreadyProduced: message.produced,
-                limit: self.configuration.maxDecompressedSize
+        if self.inflater == nil {
+            self.inflater = PerMessageDeflateInflater(
+                parameters: self.parameters,
+                configuration: self.configuration,
+                eventLoop: context.eventLoop
             )
-            if frame.fin {
-                // RFC 7692 §7.2.2: put back the 00 00 FF FF that the sender stripped.
-                let trailer = ByteBuffer(bytes: [0x00, 0x00, 0xFF, 0xFF])
-                message.produced += try inflater.inflate(
-                    trailer.readableBytesView,
-                    into: &output,
-                    alreadyProduced: message.produced,
-                    limit: self.configuration.maxDecompressedSize
-                )
-                if self.parameters.clientNoContextTakeover { inflater.reset() }
-                self.message = nil
-            } else {
-                self.message = message
-            }
-        } catch {
-            inflater.reset()
-            self.message = nil
-            context.fireErrorCaught(error)
-            return
         }
-        self.forward(context: context, frame: frame, data: output, rsv1: false)
-    }
-
-    private func forward(context: ChannelHandlerContext, frame: WebSocketFrame, data: ByteBuffer, rsv1: Bool) {
-        let out = WebSocketFrame(
-            fin: frame.fin,
-            rsv1: rsv1,
-            rsv2: frame.rsv2,
-            rsv3: frame.rsv3,
-            opcode: frame.opcode,
-            maskKey: nil,
-            data: data
-        )
-        context.fireChannelRead(self.wrapInboundOut(out))
+        var payload = frame.data
+        payload.webSocketMask(key)
+        do {
+            let (data, rsv1) = try self.inflater!.receive(
+                fin: frame.fin,
+                rsv1: frame.rsv1,
+                opcode: frame.opcode,
+                payload: payload,
+                allocator: context.channel.allocator
+            )
+            let out = WebSocketFrame(
+                fin: frame.fin,
+                rsv1: rsv1,
+                rsv2: frame.rsv2,
+                rsv3: frame.rsv3,
+                opcode: frame.opcode,
+                maskKey: nil,
+                data: data
+            )
+            context.fireChannelRead(self.wrapInboundOut(out))
+        } catch {
+            context.fireErrorCaught(error)
+        }
     }
 
     // MARK: Outbound
@@ -224,6 +165,122 @@ public final class PerMessageDeflateHandler: ChannelDuplexHandler, RemovableChan
 
 @available(*, unavailable)
 extension PerMessageDeflateHandler: Sendable {}
+
+/// The inbound half of RFC 7692 for one connection: unmasked client frames in, their payloads
+/// out, inflated when the message is compressed. Used by ``PerMessageDeflateHandler`` and by
+/// message handlers that parse frames themselves.
+///
+/// Inflated messages are capped at `configuration.maxDecompressedSize`
+/// (`PerMessageDeflateError.messageTooLarge`). RSV1 on a data frame that starts a message marks
+/// it compressed and is consumed; RSV1 anywhere else (a continuation, a control frame, a new
+/// message inside one) is handed back set, for the message handler to refuse.
+package final class PerMessageDeflateInflater {
+    private let parameters: PerMessageDeflateParameters
+    private let configuration: PerMessageDeflateConfiguration
+    private let shared: LoopStreams
+    private var ownInflater: ZlibStream?
+    /// The message being received: whether it is compressed, how much it inflated to so far,
+    /// and (for a fragmented compressed message without context takeover) its private inflater.
+    private var message: (compressed: Bool, produced: Int, inflater: ZlibStream?)?
+
+    /// Creates the inbound state for negotiated `parameters`; must be called on `eventLoop`, the
+    /// connection's, whose shared streams it uses.
+    package init(
+        parameters: PerMessageDeflateParameters,
+        configuration: PerMessageDeflateConfiguration,
+        eventLoop: any EventLoop
+    ) {
+        self.parameters = parameters
+        self.configuration = configuration
+        self.shared = LoopStreams.forLoop(eventLoop, configuration: configuration)
+    }
+
+    /// Takes one frame's unmasked `payload`.
+    ///
+    /// - Returns: the payload to hand on (inflated when the frame belongs to a compressed
+    ///   message) and whether RSV1 remains set.
+    package func receive(
+        fin: Bool,
+        rsv1: Bool,
+        opcode: WebSocketOpcode,
+        payload: ByteBuffer,
+        allocator: ByteBufferAllocator
+    ) throws(PerMessageDeflateError) -> (data: ByteBuffer, rsv1: Bool) {
+        switch opcode {
+        case .text, .binary:
+            guard rsv1 else {
+                if self.message == nil || self.message?.compressed == false {
+                    self.message = fin ? nil : (false, 0, nil)
+                }
+                return (payload, false)
+            }
+            if self.message != nil {
+                // A new data frame inside a message: the message handler refuses it.
+                return (payload, true)
+            }
+            let inflater =
+                fin || !self.parameters.clientNoContextTakeover ? nil : try? ZlibStream(inflateWindowBits: 15)
+            self.message = (true, 0, inflater)
+            return (try self.inflate(fin: fin, payload: payload, allocator: allocator), false)
+        case .continuation:
+            if let message = self.message, message.compressed, !rsv1 {
+                return (try self.inflate(fin: fin, payload: payload, allocator: allocator), false)
+            }
+            if fin { self.message = nil }
+            return (payload, rsv1)
+        default:
+            return (payload, rsv1)
+        }
+    }
+
+    private func inflater(for message: (compressed: Bool, produced: Int, inflater: ZlibStream?)) -> ZlibStream? {
+        if let own = message.inflater { return own }
+        if self.parameters.clientNoContextTakeover { return self.shared.inflater() }
+        if self.ownInflater == nil { self.ownInflater = try? ZlibStream(inflateWindowBits: 15) }
+        return self.ownInflater
+    }
+
+    private func inflate(
+        fin: Bool,
+        payload: ByteBuffer,
+        allocator: ByteBufferAllocator
+    ) throws(PerMessageDeflateError) -> ByteBuffer {
+        guard var message = self.message, let inflater = self.inflater(for: message) else {
+            throw .zlibFailure(-4)
+        }
+        var output = allocator.buffer(capacity: payload.readableBytes * 2 + 64)
+        do {
+            message.produced += try inflater.inflate(
+                payload.readableBytesView,
+                into: &output,
+                alreadyProduced: message.produced,
+                limit: self.configuration.maxDecompressedSize
+            )
+            if fin {
+                // RFC 7692 §7.2.2: put back the 00 00 FF FF that the sender stripped.
+                let trailer = ByteBuffer(bytes: [0x00, 0x00, 0xFF, 0xFF])
+                message.produced += try inflater.inflate(
+                    trailer.readableBytesView,
+                    into: &output,
+                    alreadyProduced: message.produced,
+                    limit: self.configuration.maxDecompressedSize
+                )
+                if self.parameters.clientNoContextTakeover { inflater.reset() }
+                self.message = nil
+            } else {
+                self.message = message
+            }
+        } catch {
+            inflater.reset()
+            self.message = nil
+            throw error
+        }
+        return output
+    }
+}
+
+@available(*, unavailable)
+extension PerMessageDeflateInflater: Sendable {}
 
 /// The zlib streams one event loop shares among its connections (used only between messages'
 /// boundaries: each use starts from a reset stream and ends with a reset).

@@ -220,3 +220,64 @@ def test_header_timeout_counts_from_the_last_response(start_server):
         conn.close()
 
     run(main())
+
+
+def test_websocket_frames_split_into_single_bytes_or_batched_reach_the_session(conformance_server):
+    """The server cuts frames out of the byte stream itself: frames arriving one byte per write,
+    or several in one write, with a fragmented message that has a ping between its fragments,
+    are each delivered once and in order (the bare Engine.IO echo at /engine.io/ sends every
+    message back)."""
+    port = conformance_server.port
+
+    def frame(opcode, payload, fin=True):
+        ws = rawclient.WebSocket(port)
+        captured = []
+
+        class Sink:
+            def write(self, data):
+                captured.append(data)
+
+        ws.writer = Sink()
+        ws.send_frame(opcode, payload, fin=fin)
+        return b"".join(captured)
+
+    wire = b"".join([
+        frame(rawclient.OP_TEXT, "4hello"),
+        frame(rawclient.OP_TEXT, "4" + "é" * 100),           # not ASCII: the general path
+        frame(rawclient.OP_TEXT, "4frag", fin=False),
+        frame(rawclient.OP_PING, b"between"),
+        frame(rawclient.OP_CONT, "ment"),
+        frame(rawclient.OP_BINARY, bytes(range(200))),       # a 16-bit length
+    ])
+    expected = ["4hello", "4" + "é" * 100, "4fragment", bytes(range(200))]
+
+    async def receive_all(ws, times=1):
+        """The messages in order, and the pongs (which may overtake queued messages)."""
+        got, pongs = [], []
+        while len(got) < len(expected) * times or len(pongs) < times:
+            opcode, payload = await ws.recv_frame()
+            if opcode == rawclient.OP_PONG:
+                pongs.append(payload)
+            elif opcode == rawclient.OP_TEXT:
+                got.append(payload.decode("utf-8"))
+            elif opcode == rawclient.OP_BINARY:
+                got.append(payload)
+            else:
+                raise AssertionError(f"unexpected frame {opcode} {payload!r}")
+        assert pongs == [b"between"] * times
+        return got
+
+    async def main():
+        ws = rawclient.WebSocket(port)
+        assert await ws.connect("/engine.io/?EIO=4&transport=websocket") == 101
+        assert (await ws.recv()).startswith("0{")
+        for i in range(len(wire)):
+            ws.writer.write(wire[i:i + 1])
+            await ws.writer.drain()
+        assert await receive_all(ws) == expected
+        ws.writer.write(wire + wire)
+        await ws.writer.drain()
+        assert await receive_all(ws, times=2) == expected + expected
+        ws.close()
+
+    run(main())

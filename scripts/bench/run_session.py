@@ -54,6 +54,10 @@ def scenarios(quick):
     return [
         ("connect", ["--concurrency", 50, "-d", d, "--warmup", 1]),
         ("idle", ["-c", idle, "-d", 3 if quick else 5, "--warmup", 1, "--concurrency", 200, "--setup-timeout", 300]),
+        # As browsers and Node clients connect: offering permessage-deflate.
+        ("connect-deflate", ["--deflate", "--concurrency", 50, "-d", d, "--warmup", 1]),
+        ("idle-deflate", ["--deflate", "-c", idle, "-d", 3 if quick else 5, "--warmup", 1, "--concurrency", 200,
+                          "--setup-timeout", 300]),
         ("echo", ["-c", 50, "-w", 10, "-b", 64, "-d", d, "--warmup", 2]),
         ("fanout", ["-c", 1000, "--rate", 0, "-d", d, "--warmup", 2, "--setup-timeout", 120]),
         ("fanout-half", ["-c", 1000, "-d", d, "--warmup", 2, "--setup-timeout", 120]),
@@ -68,7 +72,7 @@ def run_target(name, cmd, bench_bin, quick, out_dir):
         proc, port = start(["taskset", "-c", "0", *cmd])
         try:
             time.sleep(0.5)
-            real = "fanout" if scenario.startswith("fanout") else scenario
+            real = scenario.split("-")[0]
             if scenario == "fanout-half":
                 saturated = results.get("fanout", {}).get("broadcasts_per_s") or 0
                 args = ["--rate", max(1.0, round(saturated / 2, 1))] + args
@@ -90,6 +94,8 @@ FIGURES = [
     ("server CPU µs per connection (connect)", "connect", "server_cpu_us_per_op", False),
     ("connections/s (connect)", "connect", "ops_per_s", True),
     ("server RSS KiB per idle WebSocket (idle)", "idle", "server_rss_kib_per_connection", False),
+    ("server CPU µs per connection, permessage-deflate offered", "connect-deflate", "server_cpu_us_per_op", False),
+    ("server RSS KiB per idle WebSocket, permessage-deflate", "idle-deflate", "server_rss_kib_per_connection", False),
     ("server CPU µs per acked echo (echo C=50 W=10 B=64)", "echo", "server_cpu_us_per_op", False),
     ("acked echoes/s", "echo", "ops_per_s", True),
     ("echo p99 µs", "echo", ("latency", "p99"), False),
