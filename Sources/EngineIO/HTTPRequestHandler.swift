@@ -169,9 +169,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let query = EngineIOQuery(uri: head.uri)
-        let isUpgrade =
-            head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
-            && head.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        let isUpgrade = Self.isWebSocketUpgrade(head.headers)
         let kind: Result<EngineIORequestKind, EngineIOError>
         do {
             kind = .success(
@@ -191,8 +189,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 self.state = .answerAtEnd(head, .error(.unknownSid, server))
                 return
             }
-            let contentType = head.headers.first(name: "content-type")?.lowercased() ?? ""
-            if contentType.hasPrefix("application/octet-stream") {
+            if let contentType = head.headers.first(name: "content-type"),
+                Self.hasPrefixIgnoringASCIICase(contentType, "application/octet-stream")
+            {
                 // Engine.IO v4 sends binary as base64 text in polling payloads; a binary body is
                 // a protocol error that closes the session.
                 socket.close()
@@ -230,10 +229,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455 §4.2.1: an upgrade to
     /// `websocket`, with one key and version 13); `nil` for any other request.
     static func webSocketKey(_ head: HTTPRequestHead) -> String? {
-        guard head.method == .GET,
-            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
-            head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" })
-        else { return nil }
+        guard head.method == .GET, Self.isWebSocketUpgrade(head.headers) else { return nil }
         let versions = head.headers["sec-websocket-version"]
         let keys = head.headers["sec-websocket-key"]
         guard versions.count == 1, versions[0] == "13", keys.count == 1 else { return nil }
@@ -644,6 +640,64 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard error is HTTPParserError else { return }
         self.state = .closing
         context.close(promise: nil)
+    }
+
+    /// Whether `headers` ask for an upgrade to WebSocket: a `Connection` header listing `upgrade`
+    /// and an `Upgrade` header listing `websocket` (tokens compared without case, RFC 7230 §6.1,
+    /// §6.7). Byte-wise, without splitting or lowercasing copies: every request asks this.
+    static func isWebSocketUpgrade(_ headers: HTTPHeaders) -> Bool {
+        var connection = false
+        var upgrade = false
+        for (name, value) in headers {
+            if !connection, Self.equalsIgnoringASCIICase(name, "connection") {
+                connection = Self.listContainsToken(value, "upgrade")
+            } else if !upgrade, Self.equalsIgnoringASCIICase(name, "upgrade") {
+                upgrade = Self.listContainsToken(value, "websocket")
+            }
+        }
+        return connection && upgrade
+    }
+
+    /// Whether the comma-separated `list` has `token` among its items (spaces and tabs around
+    /// items ignored, ASCII case ignored). `token` is lowercase ASCII.
+    static func listContainsToken(_ list: String, _ token: StaticString) -> Bool {
+        let bytes = list.utf8
+        var start = bytes.startIndex
+        while start != bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+            var first = start
+            var last = end
+            while first != last, bytes[first] == 0x20 || bytes[first] == 0x09 { bytes.formIndex(after: &first) }
+            while first != last {
+                let before = bytes.index(before: last)
+                guard bytes[before] == 0x20 || bytes[before] == 0x09 else { break }
+                last = before
+            }
+            if Self.equalsIgnoringASCIICase(bytes[first..<last], token) { return true }
+            start = end == bytes.endIndex ? end : bytes.index(after: end)
+        }
+        return false
+    }
+
+    /// Whether `text` is `lowercase` in any ASCII case.
+    static func equalsIgnoringASCIICase(_ text: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard text.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            zip(text, expected).allSatisfy { byte, want in
+                byte == want || (byte | 0x20) == want && want >= 0x61 && want <= 0x7A
+            }
+        }
+    }
+
+    static func equalsIgnoringASCIICase(_ text: String, _ lowercase: StaticString) -> Bool {
+        Self.equalsIgnoringASCIICase(text.utf8, lowercase)
+    }
+
+    /// Whether `text` starts with `lowercase` in any ASCII case.
+    static func hasPrefixIgnoringASCIICase(_ text: String, _ lowercase: StaticString) -> Bool {
+        let bytes = text.utf8
+        guard bytes.count >= lowercase.utf8CodeUnitCount else { return false }
+        return Self.equalsIgnoringASCIICase(bytes.prefix(lowercase.utf8CodeUnitCount), lowercase)
     }
 
     static func matches(path: Substring, endpoint: String) -> Bool {

@@ -40,6 +40,31 @@ public struct EngineIOQuery: Hashable, Sendable {
 
     /// The first value of parameter `name`, if present.
     public subscript(name: String) -> String? {
+        // Over the query's bytes in place (the common case: a native string): no substring per
+        // pair, names compared byte by byte.
+        let scanned = self.text.utf8.withContiguousStorageIfAvailable { bytes -> Range<Int>? in
+            var start = 0
+            let end = bytes.count
+            while start < end {
+                var stop = start
+                while stop < end && bytes[stop] != UInt8(ascii: "&") { stop += 1 }
+                var equals = start
+                while equals < stop && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                if start < stop {
+                    let rawName = UnsafeBufferPointer(rebasing: bytes[start..<equals])
+                    let matches =
+                        rawName.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+                        ? Self.percentDecode(self.slice(start..<equals)) == name
+                        : rawName.elementsEqual(name.utf8)
+                    if matches { return equals < stop ? (equals + 1)..<stop : stop..<stop }
+                }
+                start = stop + 1
+            }
+            return nil
+        }
+        if let scanned {
+            return scanned.map { Self.percentDecode(self.slice($0)) }
+        }
         var found: Substring?
         self.forEachPair { rawName, value in
             // Names that need no decoding (all of Engine.IO's) compare without a copy.
@@ -49,6 +74,13 @@ public struct EngineIOQuery: Hashable, Sendable {
             return matches
         }
         return found.map(Self.percentDecode)
+    }
+
+    /// The query text between two UTF-8 offsets (both at ASCII delimiters or the ends).
+    private func slice(_ range: Range<Int>) -> Substring {
+        let utf8 = self.text.utf8
+        let lower = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+        return Substring(utf8[lower..<utf8.index(lower, offsetBy: range.count)])
     }
 
     /// Calls `body` with each `name=value` pair, raw (a pair without `=` has an empty value),

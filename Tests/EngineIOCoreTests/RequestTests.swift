@@ -109,6 +109,10 @@ struct RequestTests {
         #expect(Set([EngineIOQuery(uri: "/a?x=1"), EngineIOQuery(uri: "/b?x=%31")]).count == 1)
         #expect(EngineIOQuery(uri: "/no-query").items.isEmpty)
         #expect(EngineIOQuery(uri: "/no-query")["x"] == nil)
+        // Raw non-ASCII bytes before and in a match: offsets stay on character boundaries.
+        let raw = EngineIOQuery(uri: "/x?é=1&clé=€uro&k=v&=empty-name&k2")
+        #expect(raw["é"] == "1" && raw["clé"] == "€uro" && raw["k"] == "v" && raw[""] == "empty-name")
+        #expect(raw["k2"] == "" && raw["cl"] == nil && raw["k "] == nil)
     }
 
     @Test func handshakeJSONIsCompactWithFiveKeysInOrder() {

@@ -176,6 +176,10 @@ def test_websocket_opening_handshake_is_checked(conformance_server):
     async def main():
         response, _ = await raw_upgrade(port, path, good + [example])
         assert response.status == 101, response
+        # Header names and tokens in any case, tokens padded with spaces and tabs.
+        response, _ = await raw_upgrade(
+            port, path, ["uPGRADE: WebSocket", "CONNECTION: close ,\t UPGRADE ", good[2], example])
+        assert response.status == 101, response
         assert response.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         assert response.header("upgrade").lower() == "websocket"
         assert "upgrade" in response.header("connection").lower()
