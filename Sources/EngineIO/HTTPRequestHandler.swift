@@ -58,11 +58,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
 
     /// Decides and performs WebSocket upgrades (see ``HTTPServer``).
-    struct WebSocketUpgrader {
+    struct WebSocketUpgrader: Sendable {
         /// Whether the handshake may proceed (and with what), or why not.
-        var decide: (any Channel, HTTPRequestHead, UpgradeTarget) -> EventLoopFuture<UpgradeDecision>
+        var decide: @Sendable (any Channel, HTTPRequestHead, UpgradeTarget) -> EventLoopFuture<UpgradeDecision>
         /// Adds the WebSocket handlers, which send the given 101 response first.
-        var install: (any Channel, UpgradeTarget, AcceptedUpgrade, ByteBuffer) throws -> Void
+        var install: @Sendable (any Channel, UpgradeTarget, AcceptedUpgrade, ByteBuffer) throws -> Void
     }
 
     /// - Parameters:
@@ -539,7 +539,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The HTTP codec and its helpers go (the request decoder holds nothing: a client
             // sends no frame before it has the 101); the WebSocket handlers take their place.
             for http in [
-                try pipeline.context(handlerType: HTTPServerProtocolErrorHandler.self),
                 try pipeline.context(handlerType: NIOHTTPResponseHeadersValidator.self),
                 try pipeline.context(handlerType: HTTPServerPipelineHandler.self),
                 try pipeline.context(handlerType: HTTPResponseEncoder.self),
@@ -635,11 +634,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let closeLinger: TimeAmount = .seconds(2)
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // NIO's HTTP error handler has already answered a malformed request with 400; the
-        // connection cannot be parsed any further, so end it.
+        // A request NIO's parser refused: answer 400 and end the connection, which cannot be
+        // parsed any further. (NIO's pipelining handler delivers parse errors only once earlier
+        // responses are complete, and this handler writes each response whole, so no response is
+        // ever half-written here; this is what NIO's HTTPServerProtocolErrorHandler did, without a
+        // handler of its own in every connection's pipeline.)
         guard error is HTTPParserError else { return }
-        self.state = .closing
-        context.close(promise: nil)
+        switch self.state {
+        case .closing, .drainingThenClose:
+            // A response is already out (or the connection is going anyway): just end it.
+            self.state = .closing
+            context.close(promise: nil)
+        default:
+            self.state = .closing
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                promise: nil
+            )
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            context.close(promise: nil)
+        }
     }
 
     /// Whether `headers` ask for an upgrade to WebSocket: a `Connection` header listing `upgrade`

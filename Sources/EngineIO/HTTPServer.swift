@@ -138,6 +138,23 @@ public final class HTTPServer: Sendable {
             .max() ?? 1 << 20,
             126
         )
+        // Made once for every connection (closures allocated per connection showed up).
+        let upgrader = HTTPRequestHandler.WebSocketUpgrader(
+            decide: { channel, head, target in
+                self.decideUpgrade(channel: channel, head: head, target: target)
+            },
+            install: { channel, target, accepted, response in
+                try self.installWebSocket(
+                    channel: channel,
+                    target: target,
+                    accepted: accepted,
+                    maxFrameSize: maxFrameSize,
+                    response: response
+                )
+            }
+        )
+        let echoPath = self.configuration.webSocketEcho?.path
+        let acceptsWebSocket: @Sendable (Substring) -> Bool = { path in path == echoPath?[...] }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -152,7 +169,12 @@ public final class HTTPServer: Sendable {
             )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.initialize(channel: channel, settings: settings, maxFrameSize: maxFrameSize)
+                    try self.initialize(
+                        channel: channel,
+                        settings: settings,
+                        upgrader: upgrader,
+                        acceptsWebSocket: acceptsWebSocket
+                    )
                 }
             }
         let listener = try await bootstrap.bind(host: self.configuration.host, port: self.configuration.port).get()
@@ -192,37 +214,29 @@ public final class HTTPServer: Sendable {
         logger.info("stopped")
     }
 
-    private func initialize(channel: any Channel, settings: Settings, maxFrameSize: Int) throws {
+    private func initialize(
+        channel: any Channel,
+        settings: Settings,
+        upgrader: HTTPRequestHandler.WebSocketUpgrader,
+        acceptsWebSocket: @escaping @Sendable (Substring) -> Bool
+    ) throws {
         let id = ObjectIdentifier(channel)
         self.connections.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { _ in
             _ = self.connections.withLockedValue { $0.removeValue(forKey: id) }
         }
         try self.configuration.connectionPrologue?(channel)
-        let upgrader = HTTPRequestHandler.WebSocketUpgrader(
-            decide: { channel, head, target in
-                self.decideUpgrade(channel: channel, head: head, target: target)
-            },
-            install: { channel, target, accepted, response in
-                try self.installWebSocket(
-                    channel: channel,
-                    target: target,
-                    accepted: accepted,
-                    maxFrameSize: maxFrameSize,
-                    response: response
-                )
-            }
-        )
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withPipeliningAssistance: true,
-            withErrorHandling: true
+            // Parse errors are answered (400) by HTTPRequestHandler itself.
+            withErrorHandling: false
         )
         try channel.pipeline.syncOperations.addHandler(
             HTTPRequestHandler(
                 endpoints: self.endpoints,
                 settings: settings,
                 upgrader: upgrader,
-                acceptsWebSocket: { path in path == self.configuration.webSocketEcho?.path[...] }
+                acceptsWebSocket: acceptsWebSocket
             )
         )
     }

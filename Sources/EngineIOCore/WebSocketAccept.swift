@@ -11,75 +11,111 @@ public enum WebSocketAccept {
         input.reserveCapacity(key.utf8.count + Self.guid.utf8.count)
         input.append(contentsOf: key.utf8)
         input.append(contentsOf: Self.guid.utf8)
-        let digest = SHA1.digest(input)
-        var buffer = ByteBuffer()
-        Base64.encode(digest, into: &buffer)
-        return String(buffer: buffer)
+        let digest = input.withUnsafeBufferPointer { SHA1.hash($0) }
+        // 20 bytes → 28 base64 characters (the last one padding), written into the string.
+        return String(unsafeUninitializedCapacity: 28) { out in
+            let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            alphabet.withUTF8Buffer { table in
+                withUnsafeBytes(of: digest) { raw in
+                    let bytes = raw.bindMemory(to: UInt8.self)
+                    var written = 0
+                    var index = 0
+                    while index < 20 {
+                        let b0 = bytes[index]
+                        let b1 = index + 1 < 20 ? bytes[index + 1] : 0
+                        let b2 = index + 2 < 20 ? bytes[index + 2] : 0
+                        let n = UInt32(b0) << 16 | UInt32(b1) << 8 | UInt32(b2)
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = table[Int(n >> 6 & 63)]
+                        out[written + 3] = index + 2 < 20 ? table[Int(n & 63)] : UInt8(ascii: "=")
+                        written += 4
+                        index += 3
+                    }
+                }
+            }
+            return 28
+        }
     }
 }
 
 /// SHA-1 (FIPS 180-4), only for the WebSocket handshake, where the protocol fixes it; it is not
 /// used for anything that needs collision resistance.
 package enum SHA1 {
+    /// The digest of `message`, as bytes.
     package static func digest(_ message: [UInt8]) -> [UInt8] {
+        let digest = message.withUnsafeBufferPointer { self.hash($0) }
+        return withUnsafeBytes(of: digest) { Array($0) }
+    }
+
+    /// The digest of `message`: 20 bytes in a tuple of five big-endian-ordered words' bytes (the
+    /// tuple's memory is the digest). No heap allocation: the padded tail and the message
+    /// schedule live on the stack.
+    package static func hash(
+        _ message: UnsafeBufferPointer<UInt8>
+    ) -> (UInt32, UInt32, UInt32, UInt32, UInt32) {
         var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (
             0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0
         )
-        // Padding: 0x80, zeros to 56 mod 64, then the length in bits, big-endian.
-        var padded = message
-        padded.append(0x80)
-        while padded.count % 64 != 56 { padded.append(0) }
-        let bits = UInt64(message.count) &* 8
-        for shift in stride(from: 56, through: 0, by: -8) {
-            padded.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift)))
-        }
-        var w = [UInt32](repeating: 0, count: 80)
-        for block in stride(from: 0, to: padded.count, by: 64) {
-            for i in 0..<16 {
-                let j = block + i * 4
-                w[i] =
-                    UInt32(padded[j]) << 24 | UInt32(padded[j + 1]) << 16 | UInt32(padded[j + 2]) << 8
-                    | UInt32(padded[j + 3])
-            }
-            for i in 16..<80 {
-                let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
-                w[i] = x << 1 | x >> 31
-            }
-            var (a, b, c, d, e) = h
-            for i in 0..<80 {
-                let f: UInt32
-                let k: UInt32
-                switch i {
-                case 0..<20:
-                    f = (b & c) | (~b & d)
-                    k = 0x5A82_7999
-                case 20..<40:
-                    f = b ^ c ^ d
-                    k = 0x6ED9_EBA1
-                case 40..<60:
-                    f = (b & c) | (b & d) | (c & d)
-                    k = 0x8F1B_BCDC
-                default:
-                    f = b ^ c ^ d
-                    k = 0xCA62_C1D6
+        let count = message.count
+        // Whole blocks straight from the message; the rest, 0x80, zeros to 56 mod 64 and the
+        // length in bits (big-endian) in a tail of one or two blocks.
+        let wholeBlocks = count / 64
+        let rest = count - wholeBlocks * 64
+        let tailCount = rest < 56 ? 64 : 128
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 80) { w in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { tail in
+                tail.initialize(repeating: 0)
+                for i in 0..<rest { tail[i] = message[wholeBlocks * 64 + i] }
+                tail[rest] = 0x80
+                let bits = UInt64(count) &* 8
+                for i in 0..<8 { tail[tailCount - 1 - i] = UInt8(truncatingIfNeeded: bits >> UInt64(i * 8)) }
+                func compress(_ block: UnsafeBufferPointer<UInt8>) {
+                    for i in 0..<16 {
+                        let j = i * 4
+                        w[i] =
+                            UInt32(block[j]) << 24 | UInt32(block[j + 1]) << 16 | UInt32(block[j + 2]) << 8
+                            | UInt32(block[j + 3])
+                    }
+                    for i in 16..<80 {
+                        let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
+                        w[i] = x << 1 | x >> 31
+                    }
+                    var (a, b, c, d, e) = h
+                    for i in 0..<80 {
+                        let f: UInt32
+                        let k: UInt32
+                        switch i {
+                        case 0..<20:
+                            f = (b & c) | (~b & d)
+                            k = 0x5A82_7999
+                        case 20..<40:
+                            f = b ^ c ^ d
+                            k = 0x6ED9_EBA1
+                        case 40..<60:
+                            f = (b & c) | (b & d) | (c & d)
+                            k = 0x8F1B_BCDC
+                        default:
+                            f = b ^ c ^ d
+                            k = 0xCA62_C1D6
+                        }
+                        let t = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
+                        e = d
+                        d = c
+                        c = b << 30 | b >> 2
+                        b = a
+                        a = t
+                    }
+                    h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
                 }
-                let t = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
-                e = d
-                d = c
-                c = b << 30 | b >> 2
-                b = a
-                a = t
+                for block in 0..<wholeBlocks {
+                    compress(UnsafeBufferPointer(rebasing: message[(block * 64)..<(block * 64 + 64)]))
+                }
+                let padded = UnsafeBufferPointer(tail)
+                compress(UnsafeBufferPointer(rebasing: padded[0..<64]))
+                if tailCount == 128 { compress(UnsafeBufferPointer(rebasing: padded[64..<128])) }
             }
-            h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
         }
-        var out = [UInt8]()
-        out.reserveCapacity(20)
-        for word in [h.0, h.1, h.2, h.3, h.4] {
-            out += [
-                UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8),
-                UInt8(truncatingIfNeeded: word),
-            ]
-        }
-        return out
+        return (h.0.bigEndian, h.1.bigEndian, h.2.bigEndian, h.3.bigEndian, h.4.bigEndian)
     }
 }

@@ -29,5 +29,8 @@ import Testing
     @Test func acceptValueOfTheRFCExample() {
         // RFC 6455 §1.3.
         #expect(WebSocketAccept.value(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        // Two more keys, the values from Python's hashlib and base64.
+        #expect(WebSocketAccept.value(forKey: "x3JJHMbDL1EzLkh9GBhXDw==") == "HSmrc0sMlYUkAGmm5OPpG2HaGWk=")
+        #expect(WebSocketAccept.value(forKey: "AAAAAAAAAAAAAAAAAAAAAA==") == "ICX+Yqv66kxgM0FcWaLWlFLwTAI=")
     }
 }

@@ -144,6 +144,18 @@ def test_truncated_and_garbage_requests_leave_the_server_up(conformance_server):
         data = await asyncio.wait_for(reader.read(), 5)
         writer.close()
         assert data.startswith(b"HTTP/1.1 400")
+        # A good request, then a malformed one, on one keep-alive connection: the first is
+        # answered, the second gets an empty 400 that closes the connection.
+        reader, writer = await asyncio.open_connection(rawclient.HOST, conformance_server.port)
+        writer.write(rawclient.build_request("GET", HS, keep_alive=True) + b"GET /\x01 HTTP/1.1\r\n\r\n")
+        await writer.drain()
+        first = await rawclient.read_response(reader)
+        rest = await asyncio.wait_for(reader.read(), 5)  # EOF proves the close
+        writer.close()
+        assert first.status == 200 and first.text.startswith("0{")
+        head = rest.split(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 400 bad request"), rest
+        assert b"connection: close" in head and b"content-length: 0" in head, rest
         await rawclient.polling_handshake(conformance_server.port)
 
     run(main())
