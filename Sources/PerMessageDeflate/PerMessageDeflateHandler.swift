@@ -2,8 +2,10 @@ import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOWebSocket
 
-/// RFC 7692 permessage-deflate on a WebSocket pipeline, between NIO's frame decoder/encoder and
-/// the message handler.
+/// RFC 7692 permessage-deflate on a WebSocket pipeline of frames, between a frame decoder/encoder
+/// and the message handler. (A message handler that parses frames itself inflates through
+/// ``PerMessageDeflateInflater`` and puts this handler after itself, where it only compresses
+/// what is written from the pipeline's end.)
 ///
 /// Inbound, it checks that client frames are masked (RFC 6455 §5.1), unmasks them, and inflates
 /// compressed messages frame by frame, *before* any aggregation (NIO's aggregator would lose RSV1
