@@ -15,7 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             Scenarios:
 
-            connect: open, handshake and connect the namespace over WebSocket (or --transport polling), then close, --concurrency at a time; counts connections per second and the latency from TCP connect to the namespace CONNECT.
+            connect: open, handshake and connect the namespace over WebSocket (or --transport polling, and with --upgrade then upgrade to WebSocket as the official client does by default), then close, --concurrency at a time; counts connections per second and the latency from TCP connect to the namespace CONNECT.
 
             idle: hold --clients connections answering heartbeats for --duration seconds; with --server-pid, reports the server's RSS per connection.
 
@@ -83,6 +83,15 @@ struct BenchCommand: AsyncParsableCommand {
     )
     var deflate = false
 
+    @Flag(
+        help: """
+            Connect scenario with --transport polling: after the namespace CONNECT over polling, \
+            upgrade to WebSocket (probe, then upgrade packet) the way the official client does by \
+            default, and count the connection once upgraded.
+            """
+    )
+    var upgrade = false
+
     @Option(help: "Connections being opened at once.")
     var concurrency = 64
 
@@ -119,6 +128,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard window >= 1, bytes >= 0, bytes <= 16 << 20, rate >= 0, duration > 0, warmup >= 0, concurrency >= 1,
             (1...64).contains(threads), (1...250).contains(sourceAddresses), connections >= 0, setupTimeout > 0
         else { throw ValidationError("an option is out of range (see --help)") }
+        if upgrade, scenario != Scenario.connect.rawValue || transport != "polling" {
+            throw ValidationError("--upgrade needs the connect scenario with --transport polling")
+        }
         guard path.hasPrefix("/") else { throw ValidationError("--path must start with /") }
         guard namespace.hasPrefix("/") else { throw ValidationError("--namespace must start with /") }
         _ = try Self.loopbackAddress(host: host, port: port)
@@ -165,7 +177,8 @@ struct BenchCommand: AsyncParsableCommand {
             concurrency: concurrency,
             sourceAddresses: sources,
             room: room,
-            deflate: deflate
+            deflate: deflate,
+            upgrade: upgrade
         )
         if scenario != .connect, clients * (polling ? 2 : 1) + 64 > limit {
             throw ValidationError("--clients \(clients) needs more file descriptors than the limit \(limit)")

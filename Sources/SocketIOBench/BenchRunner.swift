@@ -222,6 +222,8 @@ struct BenchResult: Encodable {
     var transport: String
     /// Whether WebSocket connections negotiated permessage-deflate (`--deflate`).
     var deflate: Bool
+    /// Whether polling connections upgraded to WebSocket (`--upgrade`).
+    var upgrade: Bool
     var clients: Int
     var window: Int
     var bytes: Int
@@ -255,7 +257,8 @@ struct BenchResult: Encodable {
     init(settings: BenchSettings, duration: Double) {
         scenario = settings.scenario.rawValue
         transport = settings.polling ? "polling" : "websocket"
-        deflate = !settings.polling && settings.deflate
+        deflate = settings.deflate && (!settings.polling || settings.upgrade)
+        upgrade = settings.polling && settings.upgrade
         clients = settings.clients
         window = settings.window
         bytes = settings.bytes
@@ -310,7 +313,7 @@ struct BenchResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scenario, transport, deflate, clients, window, bytes, rate, duration, errors, mismatches, latency,
+        case scenario, transport, deflate, upgrade, clients, window, bytes, rate, duration, errors, mismatches, latency,
             connected
         case operations, broadcasts, deliveries, missing
         case measuredSeconds = "measured_s"
@@ -331,7 +334,11 @@ struct BenchResult: Encodable {
 
     func table() -> String {
         var rows: [(String, String)] = [
-            ("scenario", "\(scenario) over \(transport)" + (deflate ? " with permessage-deflate" : "")),
+            (
+                "scenario",
+                "\(scenario) over \(transport)" + (upgrade ? ", then upgraded to websocket" : "")
+                    + (deflate ? " with permessage-deflate" : "")
+            ),
             (
                 "clients",
                 "\(clients)" + (scenario == "echo" || scenario == "polling" ? " × window \(window) × \(bytes) B" : "")

@@ -29,6 +29,8 @@ struct BenchSettings: Sendable {
     var room: String
     /// Offer permessage-deflate on WebSocket connections.
     var deflate = false
+    /// Connect scenario over polling: upgrade each connection to WebSocket before counting it.
+    var upgrade = false
 }
 
 /// State shared by every worker: counters other loops read without a hop.
@@ -223,6 +225,12 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
         let start = startedAt.removeValue(forKey: connection.index)
         switch settings.scenario {
         case .connect:
+            if settings.upgrade, let polling = connection as? PollingBenchConnection, let start {
+                // Counted once the upgrade is through, as the official client's connection is.
+                startedAt[connection.index] = start
+                polling.upgrade(deflate: settings.deflate) { [unowned self] in self.connectionDidUpgrade(polling) }
+                return
+            }
             if measuring, let start {
                 _ = report.latency.record(now &- start)
                 report.operations += 1
@@ -313,6 +321,19 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
         report.errors += 1
         if report.firstErrors.count < 5 { report.firstErrors.append(error) }
         if settings.scenario == .connect || toOpen.count > 0 { openNext() }
+    }
+
+    /// The connect scenario's `--upgrade`: the connection is on WebSocket now.
+    private func connectionDidUpgrade(_ connection: PollingBenchConnection) {
+        let now = Self.now()
+        let start = startedAt.removeValue(forKey: connection.index)
+        if measuring, let start {
+            _ = report.latency.record(now &- start)
+            report.operations += 1
+        }
+        connections[connection.index] = nil
+        connection.close()
+        openNext()
     }
 
     // MARK: - Echo

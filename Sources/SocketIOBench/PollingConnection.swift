@@ -3,13 +3,18 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A benchmark client over HTTP long-polling (`transport=polling`, never upgrading): one
-/// keep-alive connection always holds a GET, a second one POSTs whatever was queued, one request
-/// at a time, the way the official client batches.
+/// A benchmark client over HTTP long-polling (`transport=polling`): one keep-alive connection
+/// always holds a GET, a second one POSTs whatever was queued, one request at a time, the way the
+/// official client batches. ``upgrade(then:)`` moves it to WebSocket the way the official client
+/// does by default (the connect scenario's `--upgrade`).
 final class PollingBenchConnection: BenchConnection {
     private enum State {
         case handshaking
         case open
+        /// A WebSocket with the session's id is being probed; polling stops.
+        case upgrading
+        /// The session now runs over `webSocket`.
+        case upgraded
         case closed
     }
 
@@ -31,6 +36,7 @@ final class PollingBenchConnection: BenchConnection {
     private var postChannel: (any Channel)?
     private var queue = ByteBuffer()
     private var postInFlight = false
+    private var webSocket: (any Channel)?
 
     init(
         index: Int,
@@ -103,6 +109,10 @@ final class PollingBenchConnection: BenchConnection {
         case .post:
             postInFlight = false
             flush()
+        case .get where state == .upgrading || state == .upgraded:
+            // The GET that was pending when the upgrade began, answered with a noop: polling
+            // ends here.
+            break
         case .get:
             if state == .handshaking {
                 guard let found = Self.sid(in: body) else { return fail("no sid in the handshake") }
@@ -176,8 +186,59 @@ final class PollingBenchConnection: BenchConnection {
         send(on: postChannel, method: .POST, query: "", body: body)
     }
 
+    /// Upgrades the session the way the official client does (Engine.IO v4): a WebSocket
+    /// carrying the session id, `2probe` answered by `3probe`, then `5`; the GET pending on the
+    /// polling side is answered with a noop. Calls `done` once `5` is sent.
+    /// With `deflate`, the WebSocket handshake offers permessage-deflate, as browsers do.
+    func upgrade(deflate: Bool, then done: @escaping () -> Void) {
+        guard state == .open, let loop = getChannel?.eventLoop else { return }
+        state = .upgrading
+        let separator = path.contains("?") ? "&" : "?"
+        let request =
+            "GET \(path)\(separator)EIO=4&transport=websocket&sid=\(sid) HTTP/1.1\r\nHost: \(host)\r\n"
+            + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            + "Sec-WebSocket-Version: 13\r\n"
+            + (deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "")
+            + "\r\n"
+        let handler = NIOLoopBound(
+            UpgradeProbeHandler(owner: self, request: request, deflate: deflate, done: done),
+            eventLoop: loop
+        )
+        let owner = NIOLoopBound(self, eventLoop: loop)
+        makeBootstrap()
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
+            }
+            .connect(to: address)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel): owner.value.webSocket = channel
+                case .failure(let error): owner.value.fail("upgrade connect failed: \(error)")
+                }
+            }
+    }
+
+    /// The probe answered and `5` sent: the session is on the WebSocket now.
+    func upgraded() {
+        guard state == .upgrading else { return }
+        state = .upgraded
+    }
+
     func close() {
         guard state != .closed else { return }
+        if state == .upgraded || state == .upgrading {
+            state = .closed
+            // A client close frame (code 1000, masked with a zero key): the server answers and
+            // closes the TCP connection.
+            if let webSocket {
+                var frame = webSocket.allocator.buffer(capacity: 8)
+                frame.writeBytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+                webSocket.writeAndFlush(frame, promise: nil)
+            }
+            getChannel?.close(promise: nil)
+            postChannel?.close(promise: nil)
+            return
+        }
         if state == .open, let postChannel {
             var body = postChannel.allocator.buffer(capacity: 1)
             body.writeStaticString("1")
@@ -193,11 +254,90 @@ final class PollingBenchConnection: BenchConnection {
         state = .closed
         getChannel?.close(promise: nil)
         postChannel?.close(promise: nil)
+        webSocket?.close(promise: nil)
         delegate.connectionDidClose(self, error: reason)
     }
 
     func channelClosed(role: Role) {
+        // Once upgraded, the server may close the polling connections.
+        if state == .upgraded || state == .upgrading { return }
         if state != .closed { fail("the server closed the \(role == .get ? "GET" : "POST") connection") }
+    }
+}
+
+/// The WebSocket side of an upgrade: sends the handshake, then the probe, and waits for its
+/// answer before sending the upgrade packet.
+final class UpgradeProbeHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let owner: PollingBenchConnection
+    private let request: String
+    private let deflate: Bool
+    private let done: () -> Void
+    private var inbound = ByteBuffer()
+    private var switched = false
+    private var finished = false
+
+    init(owner: PollingBenchConnection, request: String, deflate: Bool, done: @escaping () -> Void) {
+        self.owner = owner
+        self.request = request
+        self.deflate = deflate
+        self.done = done
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        inbound.writeBuffer(&buffer)
+        if !switched {
+            guard let end = inbound.readableBytesView.firstRange(of: [13, 10, 13, 10]) else { return }
+            let head = inbound.readString(length: end.upperBound - inbound.readerIndex) ?? ""
+            guard head.hasPrefix("HTTP/1.1 101") else {
+                return owner.fail("upgrade refused: \(head.prefix(while: { $0 != "\r" }))")
+            }
+            if deflate, !head.lowercased().contains("\r\nsec-websocket-extensions: permessage-deflate") {
+                return owner.fail("the server declined permessage-deflate")
+            }
+            switched = true
+            send(context: context, text: "2probe")
+        }
+        // Unmasked server frames; only short text frames are expected before the probe answer.
+        while !finished, inbound.readableBytes >= 2 {
+            let view = inbound.readableBytesView
+            let length = Int(view[view.startIndex + 1] & 0x7F)
+            guard length < 126 else { return owner.fail("unexpected long frame during the upgrade") }
+            guard view.count >= 2 + length else { return }
+            inbound.moveReaderIndex(forwardBy: 2)
+            let payload = inbound.readString(length: length) ?? ""
+            if payload == "3probe" {
+                finished = true
+                send(context: context, text: "5")
+                owner.upgraded()
+                done()
+            }
+        }
+    }
+
+    private func send(context: ChannelHandlerContext, text: String) {
+        var frame = context.channel.allocator.buffer(capacity: text.utf8.count + 6)
+        // FIN + text, masked with a zero key (the payload stays as it is).
+        frame.writeBytes([0x81, 0x80 | UInt8(text.utf8.count), 0, 0, 0, 0])
+        frame.writeString(text)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !finished { owner.fail("the server closed the WebSocket during the upgrade") }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        owner.fail("\(error)")
+        context.close(promise: nil)
     }
 }
 

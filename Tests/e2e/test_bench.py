@@ -114,6 +114,23 @@ def test_connect_is_bounded_by_count(bench_server):
     assert r["latency"]["count"] == 30
 
 
+def test_connect_over_polling_then_upgrade(bench_server, python_peer):
+    """--upgrade: each polling connection upgrades to WebSocket (probe, then upgrade packet) before
+    it counts, against our server and the python peer; only with the connect scenario over
+    polling."""
+    for port in (bench_server.port, python_peer[1]):
+        out, r = run_bench(port, "connect", "--transport", "polling", "--upgrade", "--connections", 20,
+                           "--concurrency", 4, "-d", 3, "--warmup", 0)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert r["upgrade"] is True and r["transport"] == "polling"
+        assert r["operations"] == 20 and r["errors"] == 0, r
+        assert "then upgraded to websocket" in out.stdout
+    out, _ = run_bench(bench_server.port, "connect", "--upgrade")
+    assert out.returncode == 64 and "--upgrade" in out.stderr
+    out, _ = run_bench(bench_server.port, "echo", "--transport", "polling", "--upgrade")
+    assert out.returncode == 64
+
+
 def test_idle_holds_connections_and_reports_rss(bench_server):
     out, r = run_bench(bench_server.port, "idle", "-c", 200, "-d", 1, "--warmup", 0.2, "--source-addresses", 4,
                        pid=bench_server.proc.pid)
