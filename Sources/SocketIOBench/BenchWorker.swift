@@ -231,13 +231,7 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
                 polling.upgrade(deflate: settings.deflate) { [unowned self] in self.connectionDidUpgrade(polling) }
                 return
             }
-            if measuring, let start {
-                _ = report.latency.record(now &- start)
-                report.operations += 1
-            }
-            connections[connection.index] = nil
-            connection.close()
-            openNext()
+            finishConnect(connection, start: start, now: now)
         case .idle:
             report.connected += 1
             openNext()
@@ -326,7 +320,12 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
     /// The connect scenario's `--upgrade`: the connection is on WebSocket now.
     private func connectionDidUpgrade(_ connection: PollingBenchConnection) {
         let now = Self.now()
-        let start = startedAt.removeValue(forKey: connection.index)
+        finishConnect(connection, start: startedAt.removeValue(forKey: connection.index), now: now)
+    }
+
+    /// The connect scenario: counts a connection that got through (while measuring), closes it
+    /// and opens the next.
+    private func finishConnect(_ connection: any BenchConnection, start: UInt64?, now: UInt64) {
         if measuring, let start {
             _ = report.latency.record(now &- start)
             report.operations += 1
