@@ -664,9 +664,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         var connection = false
         var upgrade = false
         for (name, value) in headers {
-            if !connection, Self.equalsIgnoringASCIICase(name, "connection") {
+            if !connection, Self.equalsIgnoringASCIICase(name.utf8, "connection") {
                 connection = Self.listContainsToken(value, "upgrade")
-            } else if !upgrade, Self.equalsIgnoringASCIICase(name, "upgrade") {
+            } else if !upgrade, Self.equalsIgnoringASCIICase(name.utf8, "upgrade") {
                 upgrade = Self.listContainsToken(value, "websocket")
             }
         }
@@ -702,10 +702,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 byte == want || (byte | 0x20) == want && want >= 0x61 && want <= 0x7A
             }
         }
-    }
-
-    static func equalsIgnoringASCIICase(_ text: String, _ lowercase: StaticString) -> Bool {
-        Self.equalsIgnoringASCIICase(text.utf8, lowercase)
     }
 
     /// Whether `text` starts with `lowercase` in any ASCII case.

@@ -297,7 +297,8 @@ public final class HTTPServer: Sendable {
         logger: Logger,
         headers: inout HTTPHeaders
     ) -> PerMessageDeflateParameters? {
-        let offers = head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init)
+        // The values as sent: the negotiation splits them on commas itself, outside quoted strings.
+        let offers = head.headers["sec-websocket-extensions"]
         guard !offers.isEmpty,
             let (response, parameters) = PerMessageDeflateNegotiation.negotiate(
                 headerValues: offers,
@@ -312,38 +313,40 @@ public final class HTTPServer: Sendable {
         return parameters
     }
 
-    /// Adds the permessage-deflate handler when the handshake agreed on it; inflated messages are
-    /// capped at the endpoint's message size.
-    /// The inbound half of permessage-deflate, when the handshake agreed on it; inflated
-    /// messages are capped at the endpoint's message size.
-    static func inflater(
+    /// permessage-deflate for an accepted handshake, when it agreed on it: the inflater the message
+    /// handler uses (inflated messages capped at `maxMessageSize`) and the handler that compresses
+    /// what is sent.
+    static func deflate(
         _ parameters: PerMessageDeflateParameters?,
         _ configuration: PerMessageDeflateConfiguration,
         maxMessageSize: Int,
         on channel: any Channel
-    ) -> PerMessageDeflateInflater? {
+    ) -> (inflater: PerMessageDeflateInflater, compressor: PerMessageDeflateHandler)? {
         guard let parameters else { return nil }
         var configuration = configuration
         configuration.maxDecompressedSize = maxMessageSize
-        return PerMessageDeflateInflater(
-            parameters: parameters,
-            configuration: configuration,
-            eventLoop: channel.eventLoop
+        return (
+            PerMessageDeflateInflater(
+                parameters: parameters,
+                configuration: configuration,
+                eventLoop: channel.eventLoop
+            ),
+            PerMessageDeflateHandler(parameters: parameters, configuration: configuration)
         )
     }
 
-    /// Adds the permessage-deflate handler, for what is sent, when the handshake agreed on it.
-    static func addDeflate(
+    /// ``deflate(_:_:maxMessageSize:on:)`` with an endpoint's options (messages up to its
+    /// `maxPayload`).
+    static func deflate(
+        _ server: EngineIOServer,
         _ parameters: PerMessageDeflateParameters?,
-        _ configuration: PerMessageDeflateConfiguration,
-        maxMessageSize: Int,
-        to channel: any Channel
-    ) throws {
-        guard let parameters else { return }
-        var configuration = configuration
-        configuration.maxDecompressedSize = maxMessageSize
-        try channel.pipeline.syncOperations.addHandler(
-            PerMessageDeflateHandler(parameters: parameters, configuration: configuration)
+        on channel: any Channel
+    ) -> (inflater: PerMessageDeflateInflater, compressor: PerMessageDeflateHandler)? {
+        Self.deflate(
+            parameters,
+            server.configuration.perMessageDeflate,
+            maxMessageSize: server.configuration.maxPayload,
+            on: channel
         )
     }
 
@@ -360,56 +363,46 @@ public final class HTTPServer: Sendable {
     ) throws {
         let sync = channel.pipeline.syncOperations
         try WebSocketRawWriter.install(in: channel)
-        let deflate = accepted.deflate
-        let server: EngineIOServer
-        let mode: EngineIOWebSocketHandler.Mode
+        let handler: EngineIOWebSocketHandler
+        let deflate: (inflater: PerMessageDeflateInflater, compressor: PerMessageDeflateHandler)?
         switch target {
         case .echo:
             let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
-            try sync.addHandler(
-                EngineIOWebSocketHandler(
-                    echoWithMaxMessageSize: echo.maxMessageSize,
-                    maxFrameSize: maxFrameSize,
-                    inflater: Self.inflater(
-                        deflate,
-                        echo.perMessageDeflate,
-                        maxMessageSize: echo.maxMessageSize,
-                        on: channel
-                    ),
-                    responsePrefix: response
-                )
+            deflate = Self.deflate(
+                accepted.deflate,
+                echo.perMessageDeflate,
+                maxMessageSize: echo.maxMessageSize,
+                on: channel
             )
-            try Self.addDeflate(deflate, echo.perMessageDeflate, maxMessageSize: echo.maxMessageSize, to: channel)
-            return
-        case .upgrade(let endpoint, let sid):
-            server = endpoint
-            mode = .upgrade(sid: sid)
-        case .handshake(let endpoint):
-            guard let request = accepted.request else { throw ChannelError.inappropriateOperationForState }
-            server = endpoint
-            mode = .handshake(request, sessionID: accepted.sessionID)
-        }
-        let configuration = server.configuration
-        try sync.addHandler(
-            EngineIOWebSocketHandler(
-                server: server,
-                mode: mode,
+            handler = EngineIOWebSocketHandler(
+                echoWithMaxMessageSize: echo.maxMessageSize,
                 maxFrameSize: maxFrameSize,
-                inflater: Self.inflater(
-                    deflate,
-                    configuration.perMessageDeflate,
-                    maxMessageSize: configuration.maxPayload,
-                    on: channel
-                ),
+                inflater: deflate?.inflater,
                 responsePrefix: response
             )
-        )
-        try Self.addDeflate(
-            deflate,
-            configuration.perMessageDeflate,
-            maxMessageSize: configuration.maxPayload,
-            to: channel
-        )
+        case .upgrade(let server, let sid):
+            deflate = Self.deflate(server, accepted.deflate, on: channel)
+            handler = EngineIOWebSocketHandler(
+                server: server,
+                mode: .upgrade(sid: sid),
+                maxFrameSize: maxFrameSize,
+                inflater: deflate?.inflater,
+                responsePrefix: response
+            )
+        case .handshake(let server):
+            guard let request = accepted.request else { throw ChannelError.inappropriateOperationForState }
+            deflate = Self.deflate(server, accepted.deflate, on: channel)
+            handler = EngineIOWebSocketHandler(
+                server: server,
+                mode: .handshake(request, sessionID: accepted.sessionID),
+                maxFrameSize: maxFrameSize,
+                inflater: deflate?.inflater,
+                responsePrefix: response
+            )
+        }
+        try sync.addHandler(handler)
+        // After the message handler: it compresses what is written from the pipeline's end.
+        if let compressor = deflate?.compressor { try sync.addHandler(compressor) }
     }
 
     static func requestInfo(

@@ -16,6 +16,32 @@ public enum Base64 {
         return table
     }()
 
+    /// The base64 encoding of `bytes` as a string, written straight into the string's storage.
+    ///
+    /// - Parameter bytes: the bytes to encode.
+    /// - Returns: the encoding, with `=` padding.
+    public static func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        let count = bytes.count
+        return String(unsafeUninitializedCapacity: (count + 2) / 3 * 4) { out in
+            alphabet.withUnsafeBufferPointer { table in
+                var written = 0
+                var index = 0
+                while index < count {
+                    let b1 = index + 1 < count ? bytes[index + 1] : 0
+                    let b2 = index + 2 < count ? bytes[index + 2] : 0
+                    let n = UInt32(bytes[index]) << 16 | UInt32(b1) << 8 | UInt32(b2)
+                    out[written] = table[Int(n >> 18 & 63)]
+                    out[written + 1] = table[Int(n >> 12 & 63)]
+                    out[written + 2] = index + 1 < count ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                    out[written + 3] = index + 2 < count ? table[Int(n & 63)] : UInt8(ascii: "=")
+                    written += 4
+                    index += 3
+                }
+                return written
+            }
+        }
+    }
+
     /// Appends the base64 encoding of `bytes` to `buffer`.
     ///
     /// - Parameters:

@@ -40,73 +40,41 @@ public struct EngineIOQuery: Hashable, Sendable {
 
     /// The first value of parameter `name`, if present.
     public subscript(name: String) -> String? {
-        // Over the query's bytes in place (the common case: a native string): no substring per
-        // pair, names compared byte by byte.
-        let scanned = self.text.utf8.withContiguousStorageIfAvailable { bytes -> Range<Int>? in
+        var found: String?
+        self.forEachPair { rawName, value in
+            // Names that need no decoding (all of Engine.IO's) compare byte by byte, without a copy.
+            let matches =
+                Self.needsDecoding(rawName) ? Self.percentDecode(rawName) == name : rawName.elementsEqual(name.utf8)
+            if matches { found = Self.percentDecode(value) }
+            return matches
+        }
+        return found
+    }
+
+    /// Calls `body` with the raw UTF-8 bytes of each `name=value` pair (a pair without `=` has an
+    /// empty value), until it returns `true`. Over the query's bytes in place: the delimiters are
+    /// ASCII, and no substring is made per pair.
+    private func forEachPair(_ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Bool) {
+        var text = self.text
+        text.withUTF8 { bytes in
             var start = 0
-            let end = bytes.count
-            while start < end {
+            while start < bytes.count {
                 var stop = start
-                while stop < end && bytes[stop] != UInt8(ascii: "&") { stop += 1 }
-                var equals = start
-                while equals < stop && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                while stop < bytes.count && bytes[stop] != UInt8(ascii: "&") { stop += 1 }
                 if start < stop {
-                    let rawName = UnsafeBufferPointer(rebasing: bytes[start..<equals])
-                    let matches =
-                        rawName.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
-                        ? Self.percentDecode(self.slice(start..<equals)) == name
-                        : rawName.elementsEqual(name.utf8)
-                    if matches { return equals < stop ? (equals + 1)..<stop : stop..<stop }
+                    var equals = start
+                    while equals < stop && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                    let name = UnsafeBufferPointer(rebasing: bytes[start..<equals])
+                    let value = UnsafeBufferPointer(rebasing: bytes[(equals < stop ? equals + 1 : stop)..<stop])
+                    if body(name, value) { return }
                 }
                 start = stop + 1
             }
-            return nil
-        }
-        if let scanned {
-            return scanned.map { Self.percentDecode(self.slice($0)) }
-        }
-        var found: Substring?
-        self.forEachPair { rawName, value in
-            // Names that need no decoding (all of Engine.IO's) compare without a copy.
-            let matches =
-                Self.needsDecoding(rawName) ? Self.percentDecode(rawName) == name : rawName == name
-            if matches { found = value }
-            return matches
-        }
-        return found.map(Self.percentDecode)
-    }
-
-    /// The query text between two UTF-8 offsets (both at ASCII delimiters or the ends).
-    private func slice(_ range: Range<Int>) -> Substring {
-        let utf8 = self.text.utf8
-        let lower = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
-        return Substring(utf8[lower..<utf8.index(lower, offsetBy: range.count)])
-    }
-
-    /// Calls `body` with each `name=value` pair, raw (a pair without `=` has an empty value),
-    /// until it returns `true`. Byte-wise over the UTF-8: the delimiters are ASCII.
-    private func forEachPair(_ body: (Substring, Substring) -> Bool) {
-        let utf8 = self.text.utf8
-        var start = utf8.startIndex
-        let end = utf8.endIndex
-        while start < end {
-            let stop = utf8[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
-            if start < stop {
-                let pair = utf8[start..<stop]
-                let stopped: Bool
-                if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
-                    stopped = body(Substring(pair[..<eq]), Substring(pair[pair.index(after: eq)...]))
-                } else {
-                    stopped = body(Substring(pair), "")
-                }
-                if stopped { return }
-            }
-            start = stop < end ? utf8.index(after: stop) : end
         }
     }
 
-    private static func needsDecoding(_ s: Substring) -> Bool {
-        s.utf8.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+    private static func needsDecoding(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
     }
 
     /// Returns the path part of `uri` (before `?`).
@@ -120,12 +88,12 @@ public struct EngineIOQuery: Hashable, Sendable {
         return uri[...]
     }
 
-    static func percentDecode(_ s: Substring) -> String {
+    static func percentDecode(_ raw: UnsafeBufferPointer<UInt8>) -> String {
         // Most parameters (EIO=4, transport=polling, sid=…) need no decoding.
-        if !Self.needsDecoding(s) { return String(s) }
+        if !Self.needsDecoding(raw) { return String(decoding: raw, as: UTF8.self) }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(s.utf8.count)
-        var it = Array(s.utf8)[...]
+        bytes.reserveCapacity(raw.count)
+        var it = raw[...]
         while let c = it.popFirst() {
             if c == UInt8(ascii: "+") {
                 bytes.append(UInt8(ascii: " "))

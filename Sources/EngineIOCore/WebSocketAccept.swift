@@ -12,30 +12,7 @@ public enum WebSocketAccept {
         input.append(contentsOf: key.utf8)
         input.append(contentsOf: Self.guid.utf8)
         let digest = input.withUnsafeBufferPointer { SHA1.hash($0) }
-        // 20 bytes → 28 base64 characters (the last one padding), written into the string.
-        return String(unsafeUninitializedCapacity: 28) { out in
-            let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-            alphabet.withUTF8Buffer { table in
-                withUnsafeBytes(of: digest) { raw in
-                    let bytes = raw.bindMemory(to: UInt8.self)
-                    var written = 0
-                    var index = 0
-                    while index < 20 {
-                        let b0 = bytes[index]
-                        let b1 = index + 1 < 20 ? bytes[index + 1] : 0
-                        let b2 = index + 2 < 20 ? bytes[index + 2] : 0
-                        let n = UInt32(b0) << 16 | UInt32(b1) << 8 | UInt32(b2)
-                        out[written] = table[Int(n >> 18 & 63)]
-                        out[written + 1] = table[Int(n >> 12 & 63)]
-                        out[written + 2] = table[Int(n >> 6 & 63)]
-                        out[written + 3] = index + 2 < 20 ? table[Int(n & 63)] : UInt8(ascii: "=")
-                        written += 4
-                        index += 3
-                    }
-                }
-            }
-            return 28
-        }
+        return withUnsafeBytes(of: digest) { Base64.string($0) }
     }
 }
 

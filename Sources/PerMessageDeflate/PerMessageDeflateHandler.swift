@@ -63,17 +63,18 @@ public final class PerMessageDeflateHandler: ChannelDuplexHandler, RemovableChan
             context.fireErrorCaught(PerMessageDeflateError.protocolViolation)
             return
         }
-        if self.inflater == nil {
-            self.inflater = PerMessageDeflateInflater(
+        let inflater =
+            self.inflater
+            ?? PerMessageDeflateInflater(
                 parameters: self.parameters,
                 configuration: self.configuration,
                 eventLoop: context.eventLoop
             )
-        }
+        self.inflater = inflater
         var payload = frame.data
         payload.webSocketMask(key)
         do {
-            let (data, rsv1) = try self.inflater!.receive(
+            let (data, rsv1) = try inflater.receive(
                 fin: frame.fin,
                 rsv1: frame.rsv1,
                 opcode: frame.opcode,

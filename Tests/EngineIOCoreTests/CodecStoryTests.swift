@@ -135,6 +135,7 @@ struct Base64Tests {
             var out = ByteBuffer()
             Base64.encode(bytes, into: &out)
             #expect(String(buffer: out) == Data(bytes).base64EncodedString())
+            #expect(bytes.withUnsafeBytes { Base64.string($0) } == Data(bytes).base64EncodedString())
             let decoded = try #require(Base64.decode(out.readableBytesView))
             #expect(Array(decoded.readableBytesView) == bytes)
         }
