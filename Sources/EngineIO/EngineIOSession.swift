@@ -11,7 +11,7 @@ import Synchronization
 /// It drives the pure ``EngineIOTransportStateMachine`` and ``EngineIOHeartbeatStateMachine`` and
 /// performs their actions: answering long-polls, writing WebSocket frames, arming timers and
 /// telling the application. Requests that arrive on other event loops hop here first.
-final class EngineIOSession {
+final class EngineIOSession: LoopTimerTarget {
     let id: String
     let eventLoop: any EventLoop
     /// The request that opened the session, boxed once so that every ``EngineIOSocket`` handle
@@ -24,9 +24,12 @@ final class EngineIOSession {
     private var pendingPoll: (token: UInt64, promise: EventLoopPromise<[EngineIOPacket]>)?
     private var websocket: WebSocketConnection?
     private var candidate: WebSocketConnection?
-    private var pingTimer: Scheduled<Void>?
-    private var pongTimer: Scheduled<Void>?
-    private var upgradeTimer: Scheduled<Void>?
+    /// The ping timer, or while a ping awaits its pong (`awaitingPong`), the pong timeout: the
+    /// heartbeat never needs both.
+    private let heartbeatTimer = LoopTimer()
+    private var awaitingPong = false
+    /// Made for an upgrade, when one starts.
+    private var upgradeTimer: LoopTimer?
     /// The application's per-session state (see ``EngineIOSocket/attachment``).
     var attachment: AnyObject?
     /// Whether the packets being sent may be compressed (the application's `compress` flag).
@@ -140,17 +143,13 @@ final class EngineIOSession {
         case .none:
             break
         case .schedulePing(let deadline):
-            self.pingTimer?.cancel()
-            self.pingTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-                self.apply(self.heartbeat.pingTimerFired(now: .now()))
-            }
+            self.awaitingPong = false
+            self.heartbeatTimer.arm(at: deadline, on: self.eventLoop, target: self)
         case .sendPing(let timeout):
             // The timeout is armed when the ping is queued, whether or not a long-poll is waiting
             // to carry it (Engine.IO v4 heartbeat has no grace period).
-            self.pongTimer?.cancel()
-            self.pongTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: timeout) {
-                self.apply(self.heartbeat.pongTimerFired(now: .now()))
-            }
+            self.awaitingPong = true
+            self.heartbeatTimer.arm(at: timeout, on: self.eventLoop, target: self)
             self.send(.ping(""))
         case .closeSession:
             self.close(reason: .pingTimeout)
@@ -167,7 +166,7 @@ final class EngineIOSession {
         }
         switch packet {
         case .pong:
-            self.pongTimer?.cancel()
+            // Arms the next ping in place of the pong timeout.
             self.apply(self.heartbeat.pongReceived(now: .now()))
         case .ping(let payload):
             self.send(.pong(payload))
@@ -191,7 +190,6 @@ final class EngineIOSession {
             switch self.transport.upgradeReceived() {
             case .upgraded(let answerPendingPoll, let flush):
                 self.upgradeTimer?.cancel()
-                self.upgradeTimer = nil
                 self.websocket = self.candidate
                 self.candidate = nil
                 if answerPendingPoll { self.answerPoll([.noop]) }
@@ -269,16 +267,28 @@ final class EngineIOSession {
     func websocketAttached(_ connection: WebSocketConnection) -> Bool {
         guard self.transport.websocketUpgradeRequested() else { return false }
         self.candidate = connection
-        self.upgradeTimer = self.eventLoop.assumeIsolated().scheduleTask(in: self.server.configuration.upgradeTimeout) {
+        let timer = self.upgradeTimer ?? LoopTimer()
+        self.upgradeTimer = timer
+        timer.arm(at: .now() + self.server.configuration.upgradeTimeout, on: self.eventLoop, target: self)
+        return true
+    }
+
+    func loopTimerFired(_ timer: LoopTimer) {
+        if timer === self.heartbeatTimer {
+            if self.awaitingPong {
+                self.awaitingPong = false
+                self.apply(self.heartbeat.pongTimerFired(now: .now()))
+            } else {
+                self.apply(self.heartbeat.pingTimerFired(now: .now()))
+            }
+        } else if timer === self.upgradeTimer {
             self.abandonUpgrade()
         }
-        return true
     }
 
     private func abandonUpgrade() {
         guard self.transport.upgradeFailed() else { return }
         self.upgradeTimer?.cancel()
-        self.upgradeTimer = nil
         self.candidate?.close(code: .normalClosure, closePacket: false)
         self.candidate = nil
     }
@@ -286,10 +296,7 @@ final class EngineIOSession {
     func websocketClosed(_ connection: WebSocketConnection, reason: EngineIOCloseReason) {
         if let candidate, candidate.id == connection.id {
             self.candidate = nil
-            if self.transport.upgradeFailed() {
-                self.upgradeTimer?.cancel()
-                self.upgradeTimer = nil
-            }
+            if self.transport.upgradeFailed() { self.upgradeTimer?.cancel() }
         } else if let websocket, websocket.id == connection.id {
             self.close(reason: reason)
         }
@@ -303,12 +310,8 @@ final class EngineIOSession {
         self.heldPollAnswer = nil
         guard let action = self.transport.closeRequested(byClient: byClient) else { return }
         self.heartbeat.stop()
-        self.pingTimer?.cancel()
-        self.pongTimer?.cancel()
+        self.heartbeatTimer.cancel()
         self.upgradeTimer?.cancel()
-        self.pingTimer = nil
-        self.pongTimer = nil
-        self.upgradeTimer = nil
         self.server.remove(self.id)
         if let held {
             self.answerPoll(held + [byClient ? .noop : .close])

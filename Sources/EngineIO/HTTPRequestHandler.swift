@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// It sits behind NIO's HTTP/1.1 codec with pipelining assistance, so requests on one connection
 /// are handled one at a time, in order; keep-alive follows the request's wishes.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -47,7 +47,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let upgrader: WebSocketUpgrader
     private let acceptsWebSocket: (Substring) -> Bool
     private var state: State = .idle
-    private var headerTimer: Scheduled<Void>?
+    private let headerTimer = LoopTimer()
     /// When the next request head is due; `nil` while a request is being handled. The timer is
     /// not moved for every request (a long-poll connection sees many a second): when it fires
     /// early it is set again for the deadline it finds.
@@ -56,6 +56,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Distinct tokens for held long-polls (0 is the handshake's).
     private static let pollTokens = Atomic<UInt64>(0)
     private var context: ChannelHandlerContext?
+    /// The upgrade decision already taken for the connection's first request by the fast path
+    /// (``HTTPFirstRequestHandler``), which then handed the request over: not asked twice.
+    private var presetDecision: Result<UpgradeDecision, any Error>?
+    /// The first request head's deadline when the fast path already started the clock.
+    private var firstHeaderDeadline: NIODeadline?
 
     /// Decides and performs WebSocket upgrades (see ``HTTPServer``).
     struct WebSocketUpgrader: Sendable {
@@ -68,16 +73,22 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// - Parameters:
     ///   - acceptsWebSocket: whether a path outside the endpoints takes WebSockets (the plain
     ///     echo of the `websocket-echo` profile).
+    ///   - firstHeaderDeadline: when the first request head is due, if the clock started earlier.
+    ///   - presetDecision: the upgrade decision for the first request, if already taken.
     init(
         endpoints: [EngineIOServer],
         settings: HTTPServer.Settings,
         upgrader: WebSocketUpgrader,
-        acceptsWebSocket: @escaping (Substring) -> Bool
+        acceptsWebSocket: @escaping (Substring) -> Bool,
+        firstHeaderDeadline: NIODeadline? = nil,
+        presetDecision: Result<UpgradeDecision, any Error>? = nil
     ) {
         self.endpoints = endpoints
         self.settings = settings
         self.upgrader = upgrader
         self.acceptsWebSocket = acceptsWebSocket
+        self.firstHeaderDeadline = firstHeaderDeadline
+        self.presetDecision = presetDecision
     }
 
     // MARK: Lifecycle and the header timeout
@@ -88,8 +99,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.headerTimer?.cancel()
-        self.headerTimer = nil
+        self.headerTimer.cancel()
         self.context = nil
     }
 
@@ -99,7 +109,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.headerTimer?.cancel()
+        self.headerTimer.cancel()
         self.state = .closing
         if let pending = self.pendingPoll {
             // A client that drops a pending long-poll closes its session (Engine.IO v4).
@@ -114,21 +124,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A client gets `requestHeaderTimeout` from connecting (or from the end of the previous
     /// response) to finish its next request head; slow-header clients are dropped.
     private func armHeaderTimer(context: ChannelHandlerContext) {
-        let deadline = NIODeadline.now() + self.settings.requestHeaderTimeout
+        let deadline = self.firstHeaderDeadline ?? NIODeadline.now() + self.settings.requestHeaderTimeout
+        self.firstHeaderDeadline = nil
         self.headerDeadline = deadline
-        if self.headerTimer == nil { self.scheduleHeaderTimer(context: context, at: deadline) }
+        if !self.headerTimer.isArmed { self.headerTimer.arm(at: deadline, on: context.eventLoop, target: self) }
     }
 
-    private func scheduleHeaderTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        self.headerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.headerTimer = nil
-            // A request in progress re-arms it when its response is out.
-            guard let due = self.headerDeadline, let context = self.context else { return }
-            if due <= .now() {
-                context.close(promise: nil)
-            } else {
-                self.scheduleHeaderTimer(context: context, at: due)
-            }
+    func loopTimerFired(_ timer: LoopTimer) {
+        // A request in progress re-arms it when its response is out.
+        guard let due = self.headerDeadline, let context = self.context else { return }
+        if due <= .now() {
+            context.close(promise: nil)
+        } else {
+            self.headerTimer.arm(at: due, on: context.eventLoop, target: self)
         }
     }
 
@@ -148,25 +156,63 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receivedHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
         guard case .idle = self.state else { return }
-        if head.method == .GET || head.method == .HEAD, let files = self.settings.files, let file = files(head) {
-            self.state = .answerAtEnd(head, .file(file))
-            return
+        switch Self.plan(
+            head: head,
+            endpoints: self.endpoints,
+            settings: self.settings,
+            acceptsWebSocket: self.acceptsWebSocket
+        ) {
+        case .answer(let route):
+            self.state = .answerAtEnd(head, route)
+        case .post(let server, let socket):
+            self.state = .post(
+                head,
+                server,
+                socket,
+                EngineIOPayloadDecoder(maxPayload: server.configuration.maxPayload),
+                nil
+            )
+        case .binaryPost(let server, let socket):
+            // Engine.IO v4 sends binary as base64 text in polling payloads; a binary body is a
+            // protocol error that closes the session.
+            socket.close()
+            self.state = .answerAtEnd(head, .error(.badRequest, server))
+        }
+    }
+
+    /// What a request head asks for, before its body (if any) is read.
+    enum Plan {
+        /// Answer `Route` once the request has ended.
+        case answer(Route)
+        /// A long-polling POST to a live session: its body feeds the session.
+        case post(EngineIOServer, EngineIOSocket)
+        /// A long-polling POST with a binary content type: refused, and the session closed.
+        case binaryPost(EngineIOServer, EngineIOSocket)
+    }
+
+    /// Routes a request head (no side effects: both the first-request fast path and this handler
+    /// ask it).
+    static func plan(
+        head: HTTPRequestHead,
+        endpoints: [EngineIOServer],
+        settings: HTTPServer.Settings,
+        acceptsWebSocket: (Substring) -> Bool
+    ) -> Plan {
+        if head.method == .GET || head.method == .HEAD, let files = settings.files, let file = files(head) {
+            return .answer(.file(file))
         }
         let path = EngineIOQuery.path(of: head.uri)
-        guard let server = self.endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
+        guard let server = endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
         else {
-            if let key = Self.webSocketKey(head), self.acceptsWebSocket(path) {
-                self.state = .answerAtEnd(head, .upgrade(key: key, target: .echo, otherwise: .fallback))
-            } else {
-                self.state = .answerAtEnd(head, .fallback)
+            if let key = Self.webSocketKey(head), acceptsWebSocket(path) {
+                return .answer(.upgrade(key: key, target: .echo, otherwise: .fallback))
             }
-            return
+            return .answer(.fallback)
         }
         if head.method == .OPTIONS, server.configuration.cors != nil,
             head.headers.contains(name: "access-control-request-method")
         {
-            self.state = .answerAtEnd(head, .preflight(server))
-            return
+            return .answer(.preflight(server))
         }
         let query = EngineIOQuery(uri: head.uri)
         let isUpgrade = Self.isWebSocketUpgrade(head.headers)
@@ -185,45 +231,26 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             kind = .failure(error)
         }
         if case .success(.post(let sid)) = kind {
-            guard let socket = server.session(id: sid) else {
-                self.state = .answerAtEnd(head, .error(.unknownSid, server))
-                return
-            }
+            guard let socket = server.session(id: sid) else { return .answer(.error(.unknownSid, server)) }
             if let contentType = head.headers.first(name: "content-type"),
                 Self.hasPrefixIgnoringASCIICase(contentType, "application/octet-stream")
             {
-                // Engine.IO v4 sends binary as base64 text in polling payloads; a binary body is
-                // a protocol error that closes the session.
-                socket.close()
-                self.state = .answerAtEnd(head, .error(.badRequest, server))
-                return
+                return .binaryPost(server, socket)
             }
-            self.state = .post(
-                head,
-                server,
-                socket,
-                EngineIOPayloadDecoder(maxPayload: server.configuration.maxPayload),
-                nil
-            )
-            return
+            return .post(server, socket)
         }
         if let key = Self.webSocketKey(head) {
             let otherwise = Route.endpoint(server, kind)
             switch kind {
             case .success(.websocketHandshake):
-                self.state = .answerAtEnd(head, .upgrade(key: key, target: .handshake(server), otherwise: otherwise))
-                return
+                return .answer(.upgrade(key: key, target: .handshake(server), otherwise: otherwise))
             case .success(.websocketUpgrade(let sid)):
-                self.state = .answerAtEnd(
-                    head,
-                    .upgrade(key: key, target: .upgrade(server, sid: sid), otherwise: otherwise)
-                )
-                return
+                return .answer(.upgrade(key: key, target: .upgrade(server, sid: sid), otherwise: otherwise))
             default:
                 break
             }
         }
-        self.state = .answerAtEnd(head, .endpoint(server, kind))
+        return .answer(.endpoint(server, kind))
     }
 
     /// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455 §4.2.1: an upgrade to
@@ -292,7 +319,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
         switch route {
         case .upgrade(let key, let target, let otherwise):
-            self.upgrader.decide(context.channel, head, target).hop(to: context.eventLoop).assumeIsolated()
+            let decision: EventLoopFuture<UpgradeDecision>
+            if let preset = self.presetDecision {
+                self.presetDecision = nil
+                decision = context.eventLoop.makeCompletedFuture(preset)
+            } else {
+                decision = self.upgrader.decide(context.channel, head, target)
+            }
+            decision.hop(to: context.eventLoop).assumeIsolated()
                 .whenComplete { result in
                     guard let context = self.context, case .waiting = self.state else { return }
                     switch (result, otherwise) {
@@ -520,19 +554,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         target: UpgradeTarget,
         accepted: AcceptedUpgrade
     ) {
-        var response = context.channel.allocator.buffer(capacity: 160)
-        response.writeStaticString(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
-        )
-        response.writeString(WebSocketAccept.value(forKey: key[...]))
-        response.writeStaticString("\r\n")
-        for (name, value) in accepted.headers {
-            response.writeString(name)
-            response.writeStaticString(": ")
-            response.writeString(value)
-            response.writeStaticString("\r\n")
-        }
-        response.writeStaticString("\r\n")
+        let response = Self.switchingProtocols(key: key, accepted: accepted, allocator: context.channel.allocator)
         self.state = .closing
         let pipeline = context.pipeline.syncOperations
         do {
@@ -552,6 +574,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.settings.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
             context.close(promise: nil)
         }
+    }
+
+    /// The 101 response to an accepted WebSocket handshake.
+    static func switchingProtocols(key: String, accepted: AcceptedUpgrade, allocator: ByteBufferAllocator) -> ByteBuffer
+    {
+        var response = allocator.buffer(capacity: 160)
+        response.writeStaticString(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+        )
+        response.writeString(WebSocketAccept.value(forKey: key[...]))
+        response.writeStaticString("\r\n")
+        for (name, value) in accepted.headers {
+            response.writeString(name)
+            response.writeStaticString(": ")
+            response.writeString(value)
+            response.writeStaticString("\r\n")
+        }
+        response.writeStaticString("\r\n")
+        return response
     }
 
     // MARK: Writing

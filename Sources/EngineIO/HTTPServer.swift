@@ -226,13 +226,10 @@ public final class HTTPServer: Sendable {
             _ = self.connections.withLockedValue { $0.removeValue(forKey: id) }
         }
         try self.configuration.connectionPrologue?(channel)
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
-            // Parse errors are answered (400) by HTTPRequestHandler itself.
-            withErrorHandling: false
-        )
+        // NIO's HTTP codec and HTTPRequestHandler are added by this handler, unless the
+        // connection opens with a WebSocket handshake it serves itself.
         try channel.pipeline.syncOperations.addHandler(
-            HTTPRequestHandler(
+            HTTPFirstRequestHandler(
                 endpoints: self.endpoints,
                 settings: settings,
                 upgrader: upgrader,

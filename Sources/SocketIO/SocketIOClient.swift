@@ -8,13 +8,13 @@ import SocketIOCore
 /// One Engine.IO connection as Socket.IO sees it: the namespaces it joined, the binary packet
 /// being reassembled, and the connect timeout. Confined to the connection's event loop; the
 /// Engine.IO session keeps it as its attachment.
-final class SocketIOClient {
+final class SocketIOClient: LoopTimerTarget {
     let engine: EngineIOSocket
     let server: SocketIOServerCore
     private var reassembler: SocketIOPacketReassembler
     private var sockets: [String: SocketIOSocket] = [:]
     private var connecting: Set<String> = []
-    private var connectTimer: Scheduled<Void>?
+    private let connectTimer = LoopTimer()
     private var closed = false
 
     init(engine: EngineIOSocket, server: SocketIOServerCore) {
@@ -25,11 +25,15 @@ final class SocketIOClient {
 
     func opened() {
         // Socket.IO v5: a connection that joins no namespace in time is closed.
-        let engine = self.engine
-        self.connectTimer = engine.eventLoop.assumeIsolated().scheduleTask(in: self.server.configuration.connectTimeout)
-        {
-            if self.sockets.isEmpty { engine.close() }
-        }
+        self.connectTimer.arm(
+            at: .now() + self.server.configuration.connectTimeout,
+            on: self.engine.eventLoop,
+            target: self
+        )
+    }
+
+    func loopTimerFired(_ timer: LoopTimer) {
+        if self.sockets.isEmpty { self.engine.close() }
     }
 
     // MARK: Incoming
@@ -150,8 +154,7 @@ final class SocketIOClient {
         guard !self.closed else { return }
         let namespace = socket.namespace
         self.sockets[namespace.name] = socket
-        self.connectTimer?.cancel()
-        self.connectTimer = nil
+        self.connectTimer.cancel()
         socket.markConnected()
         namespace.adapter.add(socket)
         self.send(SocketIOPacket(kind: .connect, namespace: namespace.name, payload: ["sid": .string(socket.id)]))
@@ -189,8 +192,7 @@ final class SocketIOClient {
 
     func closed(reason: EngineIOCloseReason) {
         self.closed = true
-        self.connectTimer?.cancel()
-        self.connectTimer = nil
+        self.connectTimer.cancel()
         let socketReason = Self.reason(for: reason)
         let sockets = self.sockets
         self.sockets = [:]

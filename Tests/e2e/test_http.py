@@ -297,3 +297,92 @@ def test_websocket_frames_split_into_single_bytes_or_batched_reach_the_session(c
         ws.close()
 
     run(main())
+
+
+def test_first_request_fast_path_and_its_hand_overs(start_server):
+    """A connection's first request is read by the server's own strict reader when it is a
+    WebSocket handshake, and by NIO's HTTP parser otherwise. Both must behave the same: frames
+    sent in the same write as the handshake reach the session (they were lost before); a head
+    arriving one byte at a time, or longer than the reader takes (8 KiB), still upgrades; a
+    handshake the endpoint refuses (unknown sid, session limit) gets its Engine.IO error and a
+    closed connection; a long-polling request still works on the same server."""
+    port = start_server("--profile", "conformance").port
+    limited = start_server("--profile", "demo", "--host", "127.0.0.1", "--max-sessions", "2").port
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+
+    def head(path, extra=""):
+        return (f"GET {path} HTTP/1.1\r\nHost: {rawclient.HOST}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+                f"{extra}\r\n").encode("latin-1")
+
+    def frame(text):
+        ws = rawclient.WebSocket(port)
+        captured = []
+
+        class Sink:
+            def write(self, data):
+                captured.append(data)
+
+        ws.writer = Sink()
+        ws.send_text(text)
+        return b"".join(captured)
+
+    async def upgrade_with(chunks):
+        ws = rawclient.WebSocket(port)
+        ws.reader, ws.writer = await asyncio.open_connection(rawclient.HOST, port)
+        for chunk in chunks:
+            ws.writer.write(chunk)
+            await ws.writer.drain()
+        response = await asyncio.wait_for(rawclient.read_response(ws.reader, "GET"), 10)
+        return ws, response
+
+    async def main():
+        # The handshake and a message in one write: the echo endpoint sends the message back.
+        ws, response = await upgrade_with([head("/engine.io/?EIO=4&transport=websocket") + frame("4early")])
+        assert response.status == 101, response
+        assert response.header("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        assert (await ws.recv()).startswith("0{")
+        assert await ws.recv() == "4early"
+        ws.close()
+        # One byte per write.
+        whole = head("/engine.io/?EIO=4&transport=websocket")
+        ws, response = await upgrade_with([whole[i:i + 1] for i in range(len(whole))])
+        assert response.status == 101, response
+        assert (await ws.recv()).startswith("0{")
+        ws.close()
+        # Longer than the fast path reads: NIO's parser takes it (a big cookie, as browsers send).
+        ws, response = await upgrade_with([head("/engine.io/?EIO=4&transport=websocket", "Cookie: " + "c" * 9000 + "\r\n")])
+        assert response.status == 101, response
+        assert (await ws.recv()).startswith("0{")
+        ws.close()
+        # Refused by the endpoint: an upgrade for a session that does not exist.
+        reader, writer = await asyncio.open_connection(rawclient.HOST, port)
+        writer.write(head("/socket.io/?EIO=4&transport=websocket&sid=nosuchsession"))
+        response = await asyncio.wait_for(rawclient.read_response(reader, "GET"), 10)
+        assert response.status == 400 and '"code":1' in response.text, response
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        # Refused by the session limit (two sessions allowed; the first two stay open).
+        held = []
+        for _ in range(2):
+            ws = rawclient.WebSocket(limited)
+            assert await ws.connect("/socket.io/?EIO=4&transport=websocket") == 101
+            assert (await ws.recv()).startswith("0{")
+            held.append(ws)
+        reader, writer = await asyncio.open_connection(rawclient.HOST, limited)
+        writer.write(head("/socket.io/?EIO=4&transport=websocket"))
+        response = await asyncio.wait_for(rawclient.read_response(reader, "GET"), 10)
+        assert response.status == 503, response
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        for ws in held:
+            ws.close()
+        # Not a handshake: the HTTP pipeline serves it, keep-alive included.
+        conn = await rawclient.HTTPConnection(port).open()
+        for _ in range(2):
+            r = await conn.request("GET", "/nothing-here")
+            assert r.status == 404, r
+        conn.close()
+        assert (await rawclient.polling_handshake(port))["sid"]
+
+    run(main())

@@ -1,0 +1,347 @@
+import Logging
+package import NIOCore
+package import NIOHTTP1
+
+/// A strict reader for the one request head the fast path handles: `GET <target> HTTP/1.1`
+/// with ordinary header lines, complete in the bytes at hand.
+///
+/// It accepts a subset of what NIO's HTTP parser accepts, and produces the same
+/// `HTTPRequestHead` for it (the tests compare the two); anything else, including everything
+/// merely unusual (other methods or versions, folded or malformed lines, a body, a head over
+/// ``maxLength``), is left to NIO's parser.
+package enum HTTPFastHead {
+    /// The outcome of reading the start of a connection.
+    package enum Outcome {
+        /// The bytes so far could start a head this reader handles: wait for more.
+        case needMore
+        /// Not for this reader: hand the bytes to NIO's HTTP parser.
+        case notHandled
+        /// A complete head, `length` bytes long (what follows it is not part of it).
+        case head(HTTPRequestHead, length: Int)
+    }
+
+    /// The longest head read here (a browser's handshake is well under 2 KiB; NIO's parser takes
+    /// longer ones, up to its own limit).
+    package static let maxLength = 8192
+
+    /// Reads `buffer`'s readable bytes.
+    package static func read(_ buffer: ByteBuffer) -> Outcome {
+        buffer.withUnsafeReadableBytes { Self.read($0) }
+    }
+
+    /// Reads `bytes` from the start of a connection.
+    package static func read(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+        let count = bytes.count
+        for (index, byte) in zip(0..<min(count, 4), "GET ".utf8) where bytes[index] != byte { return .notHandled }
+        guard let blank = Self.blankLine(in: bytes) else {
+            return count >= Self.maxLength ? .notHandled : .needMore
+        }
+        // The request line: "GET", one space, the target, one space, "HTTP/1.1", CRLF.
+        var index = 4
+        let targetStart = index
+        while Self.isTargetByte(bytes[index]) { index += 1 }
+        guard index > targetStart, bytes[index] == 0x20 else { return .notHandled }
+        let targetEnd = index
+        index += 1
+        for byte in "HTTP/1.1\r\n".utf8 {
+            guard bytes[index] == byte else { return .notHandled }
+            index += 1
+        }
+        // Header lines up to the blank line; every scan below stops at the CR at `blank` at the
+        // latest, so no index passes it.
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(12)
+        while index < blank + 2 {
+            let nameStart = index
+            while Self.isTokenByte(bytes[index]) { index += 1 }
+            guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .notHandled }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index])
+            // A body (or a framing question) is NIO's parser's business.
+            if Self.isBodyHeader(name) { return .notHandled }
+            index += 1
+            while bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
+            // The value as NIO's parser gives it: leading whitespace dropped, trailing kept.
+            let valueStart = index
+            while bytes[index] != 0x0D {
+                let byte = bytes[index]
+                guard byte >= 0x20 && byte != 0x7F || byte == 0x09 else { return .notHandled }
+                index += 1
+            }
+            let valueEnd = index
+            guard bytes[index + 1] == 0x0A else { return .notHandled }
+            index += 2
+            headers.append(
+                (
+                    String(decoding: name, as: UTF8.self),
+                    String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+                )
+            )
+        }
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<targetEnd]), as: UTF8.self)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: HTTPHeaders(headers))
+        return .head(head, length: blank + 4)
+    }
+
+    /// The index of the first CR LF CR LF within ``maxLength`` bytes.
+    private static func blankLine(in bytes: UnsafeRawBufferPointer) -> Int? {
+        let end = min(bytes.count, Self.maxLength)
+        guard end >= 4 else { return nil }
+        var index = 0
+        while index <= end - 4 {
+            // Step by the last byte of the pattern: an LF at index + 3 or not.
+            let fourth = bytes[index + 3]
+            if fourth == 0x0A {
+                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, bytes[index + 2] == 0x0D { return index }
+                index += 2
+            } else if fourth == 0x0D {
+                index += 1
+            } else {
+                index += 4
+            }
+        }
+        return nil
+    }
+
+    /// RFC 3986 characters (unreserved, reserved, `%`): what a client puts in a request target.
+    private static func isTargetByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: ":"),
+            UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "["), UInt8(ascii: "]"),
+            UInt8(ascii: "@"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","),
+            UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: "%"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// RFC 7230 `tchar`.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// `Content-Length` or `Transfer-Encoding`, in any case.
+    private static func isBodyHeader(_ name: UnsafeRawBufferPointer) -> Bool {
+        HTTPRequestHandler.equalsIgnoringASCIICase(name, "content-length")
+            || HTTPRequestHandler.equalsIgnoringASCIICase(name, "transfer-encoding")
+    }
+}
+
+/// The first handler of every plain connection: serves a WebSocket opening handshake that arrives
+/// whole and well-formed without NIO's HTTP codec (the common case for Socket.IO clients, and
+/// most of the cost of a new connection), and hands everything else, bytes unchanged, to NIO's
+/// HTTP/1.1 pipeline and ``HTTPRequestHandler``, then leaves.
+///
+/// Routing, the endpoint's decision and the 101 are the ones ``HTTPRequestHandler`` uses; a
+/// refused handshake is handed over with its decision, so that the HTTP pipeline answers it
+/// (and `allowRequest` is asked once). Bytes after the head (frames a client sends before the
+/// 101) reach the WebSocket handler.
+final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        /// Reading the head; `buffered` holds what arrived so far.
+        case reading
+        /// The endpoint is deciding on a handshake whose head is `head`; `buffered` holds what
+        /// came after it.
+        case deciding(head: ByteBuffer)
+        /// Handed over, upgraded, or closed.
+        case done
+    }
+
+    private let endpoints: [EngineIOServer]
+    private let settings: HTTPServer.Settings
+    private let upgrader: HTTPRequestHandler.WebSocketUpgrader
+    private let acceptsWebSocket: @Sendable (Substring) -> Bool
+    private var state = State.reading
+    private var buffered: ByteBuffer?
+    private var deadline: NIODeadline?
+    private let timer = LoopTimer()
+    private var context: ChannelHandlerContext?
+
+    init(
+        endpoints: [EngineIOServer],
+        settings: HTTPServer.Settings,
+        upgrader: HTTPRequestHandler.WebSocketUpgrader,
+        acceptsWebSocket: @escaping @Sendable (Substring) -> Bool
+    ) {
+        self.endpoints = endpoints
+        self.settings = settings
+        self.upgrader = upgrader
+        self.acceptsWebSocket = acceptsWebSocket
+    }
+
+    // MARK: Lifecycle and the header timeout
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { self.armTimer(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.armTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timer.cancel()
+        self.state = .done
+        self.buffered = nil
+        context.fireChannelInactive()
+    }
+
+    /// The client has `requestHeaderTimeout` from connecting to finish its first head (the
+    /// same clock ``HTTPRequestHandler`` keeps for the requests after it).
+    private func armTimer(context: ChannelHandlerContext) {
+        guard self.deadline == nil else { return }
+        let deadline = NIODeadline.now() + self.settings.requestHeaderTimeout
+        self.deadline = deadline
+        self.timer.arm(at: deadline, on: context.eventLoop, target: self)
+    }
+
+    func loopTimerFired(_ timer: LoopTimer) {
+        guard case .reading = self.state, let context = self.context else { return }
+        self.state = .done
+        context.close(promise: nil)
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = Self.unwrapInboundIn(data)
+        switch self.state {
+        case .done:
+            context.fireChannelRead(data)
+            return
+        case .deciding:
+            self.buffered.setOrWriteBuffer(&bytes)
+            return
+        case .reading:
+            break
+        }
+        if var earlier = self.buffered {
+            self.buffered = nil
+            earlier.writeBuffer(&bytes)
+            bytes = earlier
+        }
+        switch HTTPFastHead.read(bytes) {
+        case .needMore:
+            self.buffered = bytes
+        case .notHandled:
+            self.handOver(context: context, bytes: bytes, decision: nil)
+        case .head(let head, let length):
+            guard HTTPRequestHandler.webSocketKey(head) != nil,
+                case .answer(.upgrade(let key, let target, _)) = HTTPRequestHandler.plan(
+                    head: head,
+                    endpoints: self.endpoints,
+                    settings: self.settings,
+                    acceptsWebSocket: self.acceptsWebSocket
+                )
+            else {
+                self.handOver(context: context, bytes: bytes, decision: nil)
+                return
+            }
+            let headBytes = bytes.readSlice(length: length)!
+            self.state = .deciding(head: headBytes)
+            self.buffered = bytes.readableBytes > 0 ? bytes : nil
+            self.timer.cancel()
+            self.upgrader.decide(context.channel, head, target).hop(to: context.eventLoop).assumeIsolated()
+                .whenComplete { result in
+                    guard let context = self.context, case .deciding(let headBytes) = self.state else { return }
+                    if case .success(.accept(let accepted)) = result {
+                        self.switchProtocols(context: context, key: key, target: target, accepted: accepted)
+                    } else {
+                        // Refused (or failed): the HTTP pipeline answers, with this decision.
+                        var bytes = headBytes
+                        if var rest = self.buffered { bytes.writeBuffer(&rest) }
+                        self.buffered = nil
+                        self.handOver(context: context, bytes: bytes, decision: result)
+                    }
+                }
+        }
+    }
+
+    /// Installs the WebSocket handlers after this one (they send the 101 with their first
+    /// frames), passes them what followed the head, and leaves.
+    private func switchProtocols(
+        context: ChannelHandlerContext,
+        key: String,
+        target: UpgradeTarget,
+        accepted: AcceptedUpgrade
+    ) {
+        self.state = .done
+        let response = HTTPRequestHandler.switchingProtocols(
+            key: key,
+            accepted: accepted,
+            allocator: context.channel.allocator
+        )
+        do {
+            try self.upgrader.install(context.channel, target, accepted, response)
+        } catch {
+            self.settings.logger.debug("WebSocket upgrade failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        let rest = self.buffered
+        self.buffered = nil
+        if let rest { context.fireChannelRead(Self.wrapInboundOut(rest)) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// Installs NIO's HTTP/1.1 codec and ``HTTPRequestHandler`` after this handler, passes them
+    /// `bytes` (everything read so far), and leaves.
+    private func handOver(
+        context: ChannelHandlerContext,
+        bytes: ByteBuffer,
+        decision: Result<UpgradeDecision, any Error>?
+    ) {
+        self.state = .done
+        self.timer.cancel()
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: true,
+                // Parse errors are answered (400) by HTTPRequestHandler itself.
+                withErrorHandling: false
+            )
+            try pipeline.addHandler(
+                HTTPRequestHandler(
+                    endpoints: self.endpoints,
+                    settings: self.settings,
+                    upgrader: self.upgrader,
+                    acceptsWebSocket: self.acceptsWebSocket,
+                    firstHeaderDeadline: self.deadline,
+                    presetDecision: decision
+                )
+            )
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(Self.wrapInboundOut(bytes))
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension HTTPFirstRequestHandler: Sendable {}

@@ -1,0 +1,134 @@
+import EngineIO
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// The first-request fast path's head reader against NIO's HTTP parser: whatever it reads must
+/// be exactly what NIO reads, and whatever NIO refuses it must not read.
+@Suite struct HTTPFastHeadTests {
+    /// NIO's reading of `bytes`: the first head, or `nil` when it refuses them or wants more.
+    private func nioHead(_ bytes: [UInt8]) -> HTTPRequestHead? {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+            while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+                if case .head(let head) = part { return head }
+            }
+        } catch {
+            return nil
+        }
+        return nil
+    }
+
+    private func ours(_ bytes: [UInt8]) -> HTTPFastHead.Outcome {
+        HTTPFastHead.read(ByteBuffer(bytes: bytes))
+    }
+
+    private func headers(_ head: HTTPRequestHead) -> [String] {
+        head.headers.map { "\($0.name)=\($0.value)" }
+    }
+
+    private static let handshake = Array(
+        ("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n"
+            + "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").utf8
+    )
+
+    @Test func aBrowserHandshakeIsReadAsNIOReadsIt() throws {
+        guard case .head(let head, let length) = self.ours(Self.handshake) else {
+            Issue.record("not read")
+            return
+        }
+        let nio = try #require(self.nioHead(Self.handshake))
+        #expect(length == Self.handshake.count)
+        #expect(head.method == .GET && head.version == .http1_1)
+        #expect(head.uri == nio.uri && self.headers(head) == self.headers(nio))
+        #expect(head.headers["sec-websocket-key"] == ["dGhlIHNhbXBsZSBub25jZQ=="])
+    }
+
+    @Test func everyPrefixWaitsForMoreAndBytesAfterTheHeadAreNotPartOfIt() {
+        for end in 0..<Self.handshake.count {
+            guard case .needMore = self.ours(Array(Self.handshake[..<end])) else {
+                Issue.record("prefix of \(end) bytes not .needMore")
+                return
+            }
+        }
+        guard case .head(_, let length) = self.ours(Self.handshake + [0x81, 0x82, 1, 2, 3, 4, 5, 6]) else {
+            Issue.record("not read with a frame after it")
+            return
+        }
+        #expect(length == Self.handshake.count)
+    }
+
+    @Test func otherRequestsAreLeftToNIO() {
+        let cases = [
+            "POST /socket.io/?EIO=4 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "HEAD / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+            "GET  / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            "GET / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET /a\"b HTTP/1.1\r\n\r\n",
+            "GET /\u{7F} HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n",
+            "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
+            "get / HTTP/1.1\r\n\r\n",
+        ]
+        for text in cases {
+            guard case .notHandled = self.ours(Array(text.utf8)) else {
+                Issue.record("read: \(text.debugDescription)")
+                continue
+            }
+        }
+        // Longer than the limit without a blank line: NIO's parser takes it.
+        let long = Array("GET / HTTP/1.1\r\nX: ".utf8) + [UInt8](repeating: 0x61, count: HTTPFastHead.maxLength)
+        guard case .notHandled = self.ours(long) else {
+            Issue.record("an over-long head is not left to NIO")
+            return
+        }
+    }
+
+    /// Random heads built from pieces both readers meet in practice and pieces that break
+    /// them: every head read here equals NIO's, and nothing NIO refuses is read.
+    @Test func randomHeadsAgreeWithNIO() {
+        var generator = SystemRandomNumberGenerator()
+        let targets = [
+            "/", "/socket.io/?EIO=4&transport=websocket&sid=ab-_12", "/a%20b?x=[1]&y=~'!*()", "*", "/é", "/a b",
+        ]
+        let names = [
+            "Host", "Upgrade", "connection", "X-Custom_1", "Sec-WebSocket-Key", "a!#$%&'*+-.^_`|~z", "Bad Name", "",
+        ]
+        let values = [
+            "websocket", "", " padded ", "\tTab\t", "a:b: c", "Ünïcode", "quote\"s", "x\u{7F}y", "ctl\u{02}",
+            "multi  space", "keep-alive, Upgrade",
+        ]
+        var read = 0
+        for _ in 0..<3000 {
+            var text = "GET \(targets.randomElement(using: &generator)!) HTTP/1.1\r\n"
+            for _ in 0..<Int.random(in: 0...5, using: &generator) {
+                let separator = [":", ": ", ":  ", " :"].randomElement(using: &generator)!
+                text += names.randomElement(using: &generator)! + separator + values.randomElement(using: &generator)!
+                text += Int.random(in: 0..<20, using: &generator) == 0 ? "\n" : "\r\n"
+            }
+            text += "\r\n"
+            let bytes = Array(text.utf8)
+            guard case .head(let head, let length) = self.ours(bytes) else { continue }
+            read += 1
+            guard let nio = self.nioHead(bytes) else {
+                Issue.record("NIO refuses what was read: \(text.debugDescription)")
+                continue
+            }
+            #expect(length == bytes.count)
+            #expect(head.uri == nio.uri, "\(text.debugDescription)")
+            #expect(self.headers(head) == self.headers(nio), "\(text.debugDescription)")
+            #expect(head.method == nio.method && head.version == nio.version)
+        }
+        #expect(read > 100)
+    }
+}
