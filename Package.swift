@@ -67,7 +67,8 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
-        .target(name: "SocketIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
+        // SocketIOCore uses EngineIOCore's HashedKey for its room index (both are pure).
+        .target(name: "SocketIOCore", dependencies: ["EngineIOCore", nioCore], swiftSettings: strictSettings),
         .target(
             name: "EngineIO",
             dependencies: [

@@ -13,7 +13,7 @@ public final class EngineIOServer: Sendable {
     private let table: NIOLockedValueBox<SessionTable>
 
     struct SessionTable {
-        var sessions: [String: EngineIOSocket] = [:]
+        var sessions: [HashedKey: EngineIOSocket] = [:]
         /// One flush scheduler per event loop that has carried a WebSocket.
         var flushSchedulers: [ObjectIdentifier: WebSocketFlushScheduler] = [:]
     }
@@ -48,7 +48,8 @@ public final class EngineIOServer: Sendable {
     /// - Parameter sid: a session id.
     /// - Returns: its handle.
     public func session(id sid: String) -> EngineIOSocket? {
-        self.table.withLockedValue { $0.sessions[sid] }
+        let key = HashedKey(sid)
+        return self.table.withLockedValue { $0.sessions[key] }
     }
 
     /// Runs the `allowRequest` hook (if any) for a handshake.
@@ -81,11 +82,12 @@ public final class EngineIOServer: Sendable {
             server: self,
             websocket: websocket
         )
+        let key = HashedKey(id)
         let inserted = self.table.withLockedValue { table -> Bool in
-            guard table.sessions.count < self.configuration.maxSessions, table.sessions[id] == nil else {
+            guard table.sessions.count < self.configuration.maxSessions, table.sessions[key] == nil else {
                 return false
             }
-            table.sessions[id] = session.handle
+            table.sessions[key] = session.handle
             return true
         }
         guard inserted else { return nil }
@@ -98,7 +100,8 @@ public final class EngineIOServer: Sendable {
     }
 
     func remove(_ id: String) {
-        _ = self.table.withLockedValue { $0.sessions.removeValue(forKey: id) }
+        let key = HashedKey(id)
+        _ = self.table.withLockedValue { $0.sessions.removeValue(forKey: key) }
     }
 
     /// Closes every open session with `reason` (long-polls are answered with a close packet,

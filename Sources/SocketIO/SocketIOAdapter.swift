@@ -1,3 +1,4 @@
+import EngineIOCore
 import NIOConcurrencyHelpers
 public import NIOCore
 public import SocketIOCore
@@ -60,7 +61,7 @@ public protocol SocketIOAdapter: Sendable {
 public final class InMemoryAdapter: SocketIOAdapter {
     private struct State {
         var index = RoomIndex()
-        var sockets: [String: SocketIOSocket] = [:]
+        var sockets: [HashedKey: SocketIOSocket] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -71,23 +72,25 @@ public final class InMemoryAdapter: SocketIOAdapter {
     /// Adds a socket in its own room.
     public func add(_ socket: SocketIOSocket) {
         self.state.withLockedValue {
-            $0.sockets[socket.id] = socket
-            $0.index.join(socket.id, [socket.id])
+            let key = HashedKey(socket.id)
+            $0.sockets[key] = socket
+            $0.index.join(key, CollectionOfOne(key))
         }
     }
 
     /// Removes a socket from everything.
     public func remove(_ socket: SocketIOSocket) {
         self.state.withLockedValue {
-            $0.sockets[socket.id] = nil
-            $0.index.remove(socket.id)
+            let key = HashedKey(socket.id)
+            $0.sockets[key] = nil
+            $0.index.remove(key)
         }
     }
 
     /// Adds a socket to rooms.
     public func join(_ socketID: String, rooms: Set<String>) {
         self.state.withLockedValue {
-            guard $0.sockets[socketID] != nil else { return }
+            guard $0.sockets[HashedKey(socketID)] != nil else { return }
             $0.index.join(socketID, rooms)
         }
     }
@@ -104,7 +107,7 @@ public final class InMemoryAdapter: SocketIOAdapter {
 
     private func select(_ options: BroadcastOptions) -> [SocketIOSocket] {
         self.state.withLockedValue { state in
-            state.index.select(options).compactMap { state.sockets[$0] }
+            state.index.selectKeys(options).compactMap { state.sockets[$0] }
         }
     }
 

@@ -1,3 +1,5 @@
+package import EngineIOCore
+
 /// Who a broadcast goes to and how: plain data, so that an adapter can send it to other servers.
 public struct BroadcastOptions: Hashable, Sendable, Codable {
     /// Only sockets in at least one of these rooms (all sockets of the namespace when empty).
@@ -39,8 +41,10 @@ public struct BroadcastOptions: Hashable, Sendable, Codable {
 /// A pure value type; the in-memory adapter keeps one behind a lock. Every socket is in the room
 /// named by its own id, as in the reference server.
 public struct RoomIndex: Hashable, Sendable {
-    private var members: [String: Set<String>] = [:]
-    private var roomsOfSocket: [String: Set<String>] = [:]
+    // Keys with their hash stored (see `HashedKey`): with thousands of sockets, comparing
+    // equal-length ids out of their heap storage on every probe showed in each connection's cost.
+    private var members: [HashedKey: Set<HashedKey>] = [:]
+    private var roomsOfSocket: [HashedKey: Set<HashedKey>] = [:]
 
     /// An empty index.
     public init() {}
@@ -49,10 +53,15 @@ public struct RoomIndex: Hashable, Sendable {
     public var socketCount: Int { self.roomsOfSocket.count }
 
     /// All rooms that have members.
-    public var rooms: Set<String> { Set(self.members.keys) }
+    public var rooms: Set<String> { Set(self.members.keys.lazy.map(\.string)) }
 
     /// Adds `socket` to `rooms`.
     public mutating func join(_ socket: String, _ rooms: some Sequence<String>) {
+        self.join(HashedKey(socket), rooms.lazy.map(HashedKey.init))
+    }
+
+    /// Adds `socket` to `rooms`.
+    package mutating func join(_ socket: HashedKey, _ rooms: some Sequence<HashedKey>) {
         for room in rooms {
             self.members[room, default: []].insert(socket)
             self.roomsOfSocket[socket, default: []].insert(room)
@@ -61,6 +70,8 @@ public struct RoomIndex: Hashable, Sendable {
 
     /// Removes `socket` from `room`.
     public mutating func leave(_ socket: String, _ room: String) {
+        let socket = HashedKey(socket)
+        let room = HashedKey(room)
         if var sockets = self.members[room] {
             sockets.remove(socket)
             self.members[room] = sockets.isEmpty ? nil : sockets
@@ -70,6 +81,11 @@ public struct RoomIndex: Hashable, Sendable {
 
     /// Removes `socket` from every room.
     public mutating func remove(_ socket: String) {
+        self.remove(HashedKey(socket))
+    }
+
+    /// Removes `socket` from every room.
+    package mutating func remove(_ socket: HashedKey) {
         guard let rooms = self.roomsOfSocket.removeValue(forKey: socket) else { return }
         for room in rooms {
             if var sockets = self.members[room] {
@@ -81,30 +97,36 @@ public struct RoomIndex: Hashable, Sendable {
 
     /// The rooms of `socket`, or `nil` when it is unknown.
     public func rooms(of socket: String) -> Set<String>? {
-        self.roomsOfSocket[socket]
+        self.roomsOfSocket[HashedKey(socket)].map { Set($0.lazy.map(\.string)) }
     }
 
     /// The members of `room`.
     public func sockets(in room: String) -> Set<String> {
-        self.members[room] ?? []
+        Set((self.members[HashedKey(room)] ?? []).lazy.map(\.string))
     }
 
     /// The sockets that `options` select: members of any of its rooms (everyone when it names
     /// none), minus members of any excepted room.
     public func select(_ options: BroadcastOptions) -> [String] {
+        self.selectKeys(options).map(\.string)
+    }
+
+    /// ``select(_:)`` as keys.
+    package func selectKeys(_ options: BroadcastOptions) -> [HashedKey] {
         if options.except.isEmpty, options.rooms.count == 1, let room = options.rooms.first {
             // The common case (one room, no exclusions): members are already unique.
-            return Array(self.members[room] ?? [])
+            return Array(self.members[HashedKey(room)] ?? [])
         }
-        var excluded = Set<String>()
-        for room in options.except { excluded.formUnion(self.members[room] ?? []) }
+        var excluded = Set<HashedKey>()
+        for room in options.except { excluded.formUnion(self.members[HashedKey(room)] ?? []) }
         if options.rooms.isEmpty {
             return self.roomsOfSocket.keys.filter { !excluded.contains($0) }
         }
-        var seen = Set<String>()
-        var out: [String] = []
+        var seen = Set<HashedKey>()
+        var out: [HashedKey] = []
         for room in options.rooms {
-            for socket in self.members[room] ?? [] where !excluded.contains(socket) && seen.insert(socket).inserted {
+            for socket in self.members[HashedKey(room)] ?? []
+            where !excluded.contains(socket) && seen.insert(socket).inserted {
                 out.append(socket)
             }
         }
