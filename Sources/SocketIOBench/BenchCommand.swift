@@ -92,6 +92,14 @@ struct BenchCommand: AsyncParsableCommand {
     )
     var upgrade = false
 
+    @Option(
+        help: """
+            Connect: clients connected first and held open (answering heartbeats) while the \
+            connections are measured, as on a server that already serves many clients.
+            """
+    )
+    var hold = 0
+
     @Option(help: "Connections being opened at once.")
     var concurrency = 64
 
@@ -128,6 +136,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard window >= 1, bytes >= 0, bytes <= 16 << 20, rate >= 0, duration > 0, warmup >= 0, concurrency >= 1,
             (1...64).contains(threads), (1...250).contains(sourceAddresses), connections >= 0, setupTimeout > 0
         else { throw ValidationError("an option is out of range (see --help)") }
+        if hold != 0, scenario != Scenario.connect.rawValue || !(0...19_000).contains(hold) {
+            throw ValidationError("--hold needs the connect scenario and is 0…19000")
+        }
         if upgrade, scenario != Scenario.connect.rawValue || transport != "polling" {
             throw ValidationError("--upgrade needs the connect scenario with --transport polling")
         }
@@ -178,10 +189,14 @@ struct BenchCommand: AsyncParsableCommand {
             sourceAddresses: sources,
             room: room,
             deflate: deflate,
-            upgrade: upgrade
+            upgrade: upgrade,
+            hold: hold
         )
         if scenario != .connect, clients * (polling ? 2 : 1) + 64 > limit {
             throw ValidationError("--clients \(clients) needs more file descriptors than the limit \(limit)")
+        }
+        if hold + concurrency * (polling ? 2 : 1) + 64 > limit {
+            throw ValidationError("--hold \(hold) needs more file descriptors than the limit \(limit)")
         }
         let runner = BenchRunner(settings: settings, threads: threads, serverPID: serverPid, quiet: quiet)
         let result = try await runner.run(

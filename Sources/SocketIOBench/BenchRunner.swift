@@ -71,7 +71,18 @@ struct BenchRunner {
             for worker in workers { try await worker.loop.submit { worker.beginWindow() }.get() }
         }
         if settings.scenario == .connect {
-            for worker in workers { try await worker.loop.submit { worker.open([], concurrency: perWorker) }.get() }
+            if settings.hold > 0 {
+                for (n, worker) in workers.enumerated() {
+                    let indices = Array(stride(from: n, to: settings.hold, by: workers.count))
+                    try await worker.loop.submit { worker.hold(indices, concurrency: perWorker) }.get()
+                }
+                let held = settings.hold
+                let ok = try await wait(workers, label: "holding", timeout: setupTimeout) { $0.connected >= held }
+                if !ok { result.setupFailed = true }
+            }
+            if !result.setupFailed {
+                for worker in workers { try await worker.loop.submit { worker.open([], concurrency: perWorker) }.get() }
+            }
         } else {
             for (n, worker) in workers.enumerated() {
                 let indices = Array(stride(from: n, to: settings.clients, by: workers.count))
@@ -224,6 +235,8 @@ struct BenchResult: Encodable {
     var deflate: Bool
     /// Whether polling connections upgraded to WebSocket (`--upgrade`).
     var upgrade: Bool
+    /// Clients held open during the connect scenario (`--hold`).
+    var hold: Int
     var clients: Int
     var window: Int
     var bytes: Int
@@ -259,6 +272,7 @@ struct BenchResult: Encodable {
         transport = settings.polling ? "polling" : "websocket"
         deflate = settings.deflate && (!settings.polling || settings.upgrade)
         upgrade = settings.polling && settings.upgrade
+        hold = settings.hold
         clients = settings.clients
         window = settings.window
         bytes = settings.bytes
@@ -313,7 +327,8 @@ struct BenchResult: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scenario, transport, deflate, upgrade, clients, window, bytes, rate, duration, errors, mismatches, latency,
+        case scenario, transport, deflate, upgrade, hold, clients, window, bytes, rate, duration, errors, mismatches,
+            latency,
             connected
         case operations, broadcasts, deliveries, missing
         case measuredSeconds = "measured_s"
@@ -370,6 +385,7 @@ struct BenchResult: Encodable {
             )
         }
         if scenario == "idle" { rows.append(("held", "\(connected) connected, \(openAtEnd) open at the end")) }
+        if scenario == "connect", hold > 0 { rows.append(("held", "\(hold) clients open throughout")) }
         rows.append(
             (
                 "errors",

@@ -31,6 +31,8 @@ struct BenchSettings: Sendable {
     var deflate = false
     /// Connect scenario over polling: upgrade each connection to WebSocket before counting it.
     var upgrade = false
+    /// Connect scenario: clients (numbered 0..<hold) held open while connections are measured.
+    var hold = 0
 }
 
 /// State shared by every worker: counters other loops read without a hop.
@@ -159,10 +161,19 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
         for _ in 0..<first { openNext() }
     }
 
+    /// Connect scenario with `--hold`: opens the held clients `indices`, at most `concurrency`
+    /// at a time (the measured connections start with ``open(_:concurrency:)`` afterwards).
+    func hold(_ indices: [Int], concurrency: Int) {
+        toOpen = indices.reversed()
+        running = true
+        for _ in 0..<min(concurrency, toOpen.count) { openNext() }
+    }
+
     private func openNext() {
-        if settings.scenario == .connect {
+        if settings.scenario == .connect, toOpen.isEmpty {
             guard running, shared.connectBudget.subtract(1, ordering: .relaxed).oldValue > 0 else { return }
-            openConnection(index: Int.random(in: 0..<Int.max))
+            // Above the held clients' numbers.
+            openConnection(index: Int.random(in: settings.hold..<Int.max))
             return
         }
         guard let index = toOpen.popLast() else { return }
@@ -224,6 +235,9 @@ final class BenchWorker: BenchConnectionDelegate, @unchecked Sendable {
         let now = Self.now()
         let start = startedAt.removeValue(forKey: connection.index)
         switch settings.scenario {
+        case .connect where connection.index < settings.hold:
+            report.connected += 1
+            if !toOpen.isEmpty { openNext() }
         case .connect:
             if settings.upgrade, let polling = connection as? PollingBenchConnection, let start {
                 // Counted once the upgrade is through, as the official client's connection is.

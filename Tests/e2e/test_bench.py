@@ -131,6 +131,19 @@ def test_connect_over_polling_then_upgrade(bench_server, python_peer):
     assert out.returncode == 64
 
 
+def test_connect_while_holding_clients(bench_server):
+    """--hold: that many clients connect first and stay connected (answering heartbeats) while
+    the measured connections come and go; only with the connect scenario."""
+    out, r = run_bench(bench_server.port, "connect", "--hold", 300, "--connections", 30, "--concurrency", 4,
+                       "-d", 2, "--warmup", 0, "--source-addresses", 4)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["hold"] == 300 and r["connected"] == 300 and r["open_at_end"] == 300, r
+    assert r["operations"] == 30 and r["errors"] == 0, r
+    assert "300 clients open throughout" in out.stdout
+    out, _ = run_bench(bench_server.port, "echo", "--hold", 10)
+    assert out.returncode == 64 and "--hold" in out.stderr
+
+
 def test_idle_holds_connections_and_reports_rss(bench_server):
     out, r = run_bench(bench_server.port, "idle", "-c", 200, "-d", 1, "--warmup", 0.2, "--source-addresses", 4,
                        pid=bench_server.proc.pid)

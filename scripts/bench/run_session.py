@@ -58,6 +58,8 @@ def scenarios(quick):
         ("connect-deflate", ["--deflate", "--concurrency", 50, "-d", d, "--warmup", 1]),
         # As the official client connects by default: long-polling first, then the upgrade.
         ("connect-upgrade", ["--transport", "polling", "--upgrade", "--concurrency", 50, "-d", d, "--warmup", 1]),
+        # As on a busy server: the same connections while `idle` clients stay connected.
+        ("connect-hold", ["--hold", idle, "--concurrency", 50, "-d", d, "--warmup", 1, "--setup-timeout", 300]),
         ("idle-deflate", ["--deflate", "-c", idle, "-d", 3 if quick else 5, "--warmup", 1, "--concurrency", 200,
                           "--setup-timeout", 300]),
         ("echo", ["-c", 50, "-w", 10, "-b", 64, "-d", d, "--warmup", 2]),
@@ -99,6 +101,7 @@ FIGURES = [
     ("server CPU µs per connection, permessage-deflate offered", "connect-deflate", "server_cpu_us_per_op", False),
     ("server RSS KiB per idle WebSocket, permessage-deflate", "idle-deflate", "server_rss_kib_per_connection", False),
     ("server CPU µs per connection, polling then upgrade", "connect-upgrade", "server_cpu_us_per_op", False),
+    ("server CPU µs per connection, idle clients held", "connect-hold", "server_cpu_us_per_op", False),
     ("server CPU µs per acked echo (echo C=50 W=10 B=64)", "echo", "server_cpu_us_per_op", False),
     ("acked echoes/s", "echo", "ops_per_s", True),
     ("echo p99 µs", "echo", ("latency", "p99"), False),
