@@ -2,8 +2,8 @@
 # One benchmark session (release builds): socketio-server --profile bench and the python-socketio
 # peer (aiohttp), each pinned to core 0 with taskset, driven by socketio-bench pinned to core 1,
 # through connect, idle (10 000 connections), both again offering permessage-deflate, connect
-# through long-polling then the upgrade, echo, fanout (saturating, then half that rate) and
-# polling. Prints a table with ratios; JSON results
+# through long-polling then the upgrade, connect while 10 000 clients stay connected, echo,
+# fanout (saturating, then half that rate) and polling. Prints a table with ratios; JSON results
 # go to artifacts/bench/.
 # Options: --quick (short runs, 2 000 idle clients), --only swift|python.
 set -euo pipefail

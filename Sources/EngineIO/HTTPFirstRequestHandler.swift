@@ -150,9 +150,10 @@ package enum HTTPFastHead {
 /// refused handshake is handed over with its decision, so that the HTTP pipeline answers it
 /// (and `allowRequest` is asked once). Bytes after the head (frames a client sends before the
 /// 101) reach the WebSocket handler.
-final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
+final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
 
     private enum State {
         /// Reading the head; `buffered` holds what arrived so far.
@@ -173,6 +174,9 @@ final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHand
     private var deadline: NIODeadline?
     private let timer = LoopTimer()
     private var context: ChannelHandlerContext?
+    /// A read the channel asked for while the endpoint decides: held back, so that a client
+    /// cannot make the server buffer without bound meanwhile, and passed on once decided.
+    private var heldRead = false
 
     init(
         endpoints: [EngineIOServer],
@@ -226,6 +230,21 @@ final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     // MARK: Reading
+
+    func read(context: ChannelHandlerContext) {
+        if case .deciding = self.state {
+            self.heldRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Lets a held-back read through.
+    private func releaseRead(context: ChannelHandlerContext) {
+        guard self.heldRead else { return }
+        self.heldRead = false
+        context.read()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = Self.unwrapInboundIn(data)
@@ -305,6 +324,7 @@ final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHand
         let rest = self.buffered
         self.buffered = nil
         if let rest { context.fireChannelRead(Self.wrapInboundOut(rest)) }
+        self.releaseRead(context: context)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
@@ -339,6 +359,7 @@ final class HTTPFirstRequestHandler: ChannelInboundHandler, RemovableChannelHand
             return
         }
         context.fireChannelRead(Self.wrapInboundOut(bytes))
+        self.releaseRead(context: context)
         pipeline.removeHandler(context: context, promise: nil)
     }
 }

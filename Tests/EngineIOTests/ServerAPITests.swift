@@ -72,8 +72,14 @@ func endpoint(
 @Suite("Engine.IO server options", .timeLimit(.minutes(1)))
 struct ServerAPITests {
     @Test func allowRequestRejectsHandshakesWithForbidden() async throws {
+        let asked = NIOLockedValueBox(0)
         let server = endpoint { config in
-            config.allowRequest = { request in request.headers.first(name: "x-token") == "good" }
+            config.allowRequest = { request in
+                asked.withLockedValue { $0 += 1 }
+                // Decided later than the request arrives: the WebSocket handshake waits for it.
+                try? await Task.sleep(for: .milliseconds(20))
+                return request.headers.first(name: "x-token") == "good"
+            }
         }
         try await withServer([server]) { port in
             let refused = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
@@ -87,8 +93,22 @@ struct ServerAPITests {
                 try webSocketHandshake(port: port)
             }
             #expect(ws.status == 403)
+            // Asked once per handshake, also when the WebSocket handshake is refused.
+            #expect(asked.withLockedValue { $0 } == 3)
+            let allowed = try await blocking {
+                try RawWebSocket(
+                    port: port,
+                    path: "/engine.io/?EIO=4&transport=websocket",
+                    headers: [("X-Token", "good")]
+                )
+            }
+            let open = try await blocking { try allowed.receiveText() }
+            #expect(open.hasPrefix(#"0{"sid":"#))
+            // Reads held back while deciding resume after the upgrade.
+            try await blocking { try allowed.send("4after") }
+            #expect(try await blocking { try allowed.receiveText() } == "4after")
         }
-        #expect(server.sessionCount == 0)
+        #expect(asked.withLockedValue { $0 } == 4)
     }
 
     @Test func customSessionIDsAndTheCookie() async throws {
