@@ -8,16 +8,20 @@ package protocol LoopTimerTarget: AnyObject {
 }
 
 /// A timer of one event loop, made once by its owner and armed and cancelled as often as
-/// needed (heartbeats, header and connect timeouts). Armed, it holds its target; on its own it
-/// holds nothing. Use it on its loop only.
-package final class LoopTimer {
+/// needed (heartbeats, header, connect and ack timeouts). Armed, it holds its target; on its own
+/// it holds nothing. Use it on its loop only (it may be stored anywhere).
+package final class LoopTimer: @unchecked Sendable {
     /// The position in the loop's heap; -1 when not armed.
     fileprivate var index = -1
     fileprivate var deadline = NIODeadline.uptimeNanoseconds(0)
     fileprivate var target: (any LoopTimerTarget)?
     fileprivate var timers: LoopTimers?
+    /// Free for the owner (an ack id, say).
+    package let tag: UInt64
 
-    package init() {}
+    package init(tag: UInt64 = 0) {
+        self.tag = tag
+    }
 
     /// Whether it is armed.
     package var isArmed: Bool { self.index >= 0 }

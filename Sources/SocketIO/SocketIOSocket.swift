@@ -13,7 +13,7 @@ public typealias SocketIOEventHandler = @Sendable (SocketIOSocket, [JSONValue], 
 ///
 /// Thread-safe: emits and room changes may come from any task. Incoming events are delivered on
 /// the event loop of the client's connection, in order.
-public final class SocketIOSocket: Sendable {
+public final class SocketIOSocket: Sendable, LoopTimerTarget {
     /// The socket id (also the name of its own room).
     public let id: String
     /// The namespace.
@@ -27,7 +27,8 @@ public final class SocketIOSocket: Sendable {
 
     struct PendingAck {
         var complete: @Sendable (Result<[JSONValue], SocketIOAckError>) -> Void
-        var timer: Scheduled<Void>?
+        /// Armed on the connection's loop (see ``SocketIOSocket/registerAck``).
+        var timer: LoopTimer?
     }
 
     private struct State {
@@ -220,20 +221,49 @@ public final class SocketIOSocket: Sendable {
             return false
         }
         if let timeout {
-            let timer = self.engine.eventLoop.scheduleTask(in: timeout) { [self] in
-                self.completeAck(id: id, .failure(.timeout))
-            }
-            self.state.withLock { state in
-                if state.pendingAcks[id] != nil { state.pendingAcks[id]?.timer = timer } else { timer.cancel() }
+            // On the connection's loop, in its timer heap (cancelling a NIO task searches every
+            // task of the loop: thousands of pending acks made each answer cost that much).
+            let deadline = NIODeadline.now() + timeout
+            let loop = self.engine.eventLoop
+            if loop.inEventLoop {
+                self.armAckTimer(id: id, deadline: deadline)
+            } else {
+                loop.execute { self.armAckTimer(id: id, deadline: deadline) }
             }
         }
         return true
     }
 
+    /// Arms the timeout of pending ack `id`, if it is still pending. On the connection's loop.
+    private func armAckTimer(id: UInt64, deadline: NIODeadline) {
+        let timer = LoopTimer(tag: id)
+        let pending = self.state.withLock { state -> Bool in
+            guard state.pendingAcks[id] != nil else { return false }
+            state.pendingAcks[id]?.timer = timer
+            return true
+        }
+        if pending { timer.arm(at: deadline, on: self.engine.eventLoop, target: self) }
+    }
+
+    package func loopTimerFired(_ timer: LoopTimer) {
+        self.completeAck(id: timer.tag, .failure(.timeout))
+    }
+
+    /// Disarms an ack's timer, on the connection's loop.
+    private func cancel(_ timer: LoopTimer?) {
+        guard let timer else { return }
+        let loop = self.engine.eventLoop
+        if loop.inEventLoop {
+            timer.cancel()
+        } else {
+            loop.execute { timer.cancel() }
+        }
+    }
+
     /// Completes (and forgets) a pending ack.
     func completeAck(id: UInt64, _ result: Result<[JSONValue], SocketIOAckError>) {
         guard let pending = self.state.withLock({ $0.pendingAcks.removeValue(forKey: id) }) else { return }
-        pending.timer?.cancel()
+        self.cancel(pending.timer)
         pending.complete(result)
     }
 
@@ -355,7 +385,7 @@ public final class SocketIOSocket: Sendable {
             return (acks, state.disconnected)
         }
         for ack in acks.values {
-            ack.timer?.cancel()
+            self.cancel(ack.timer)
             ack.complete(.failure(.disconnected))
         }
         for handler in handlers { handler(self, reason) }
