@@ -269,9 +269,11 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .notHandled:
             self.handOver(context: context, bytes: bytes, decision: nil)
         case .head(let head, let length):
-            guard HTTPRequestHandler.webSocketKey(head) != nil,
+            let upgrade = HTTPRequestHandler.WebSocketRequest(head)
+            guard upgrade.key != nil,
                 case .answer(.upgrade(let key, let target, _)) = HTTPRequestHandler.plan(
                     head: head,
+                    upgrade: upgrade,
                     endpoints: self.endpoints,
                     settings: self.settings,
                     acceptsWebSocket: self.acceptsWebSocket

@@ -194,17 +194,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// ask it).
     static func plan(
         head: HTTPRequestHead,
+        upgrade: WebSocketRequest? = nil,
         endpoints: [EngineIOServer],
         settings: HTTPServer.Settings,
         acceptsWebSocket: (Substring) -> Bool
     ) -> Plan {
+        let upgrade = upgrade ?? WebSocketRequest(head)
         if head.method == .GET || head.method == .HEAD, let files = settings.files, let file = files(head) {
             return .answer(.file(file))
         }
         let path = EngineIOQuery.path(of: head.uri)
         guard let server = endpoints.first(where: { Self.matches(path: path, endpoint: $0.configuration.path) })
         else {
-            if let key = Self.webSocketKey(head), acceptsWebSocket(path) {
+            if let key = upgrade.key, acceptsWebSocket(path) {
                 return .answer(.upgrade(key: key, target: .echo, otherwise: .fallback))
             }
             return .answer(.fallback)
@@ -215,7 +217,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             return .answer(.preflight(server))
         }
         let query = EngineIOQuery(uri: head.uri)
-        let isUpgrade = Self.isWebSocketUpgrade(head.headers)
+        let isUpgrade = upgrade.isUpgrade
         let kind: Result<EngineIORequestKind, EngineIOError>
         do {
             kind = .success(
@@ -239,7 +241,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             }
             return .post(server, socket)
         }
-        if let key = Self.webSocketKey(head) {
+        if let key = upgrade.key {
             let otherwise = Route.endpoint(server, kind)
             switch kind {
             case .success(.websocketHandshake):
@@ -253,14 +255,45 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         return .answer(.endpoint(server, kind))
     }
 
-    /// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455 §4.2.1: an upgrade to
-    /// `websocket`, with one key and version 13); `nil` for any other request.
-    static func webSocketKey(_ head: HTTPRequestHead) -> String? {
-        guard head.method == .GET, Self.isWebSocketUpgrade(head.headers) else { return nil }
-        let versions = head.headers["sec-websocket-version"]
-        let keys = head.headers["sec-websocket-key"]
-        guard versions.count == 1, versions[0] == "13", keys.count == 1 else { return nil }
-        return keys[0]
+    /// What a request head says about WebSocket, read in one pass over its headers.
+    struct WebSocketRequest {
+        /// Whether it asks for an upgrade to WebSocket: a `Connection` header listing `upgrade`
+        /// and an `Upgrade` header listing `websocket` (tokens compared without case, RFC 7230
+        /// §6.1, §6.7).
+        var isUpgrade = false
+        /// The `Sec-WebSocket-Key` of a WebSocket opening handshake (RFC 6455 §4.2.1: a GET
+        /// asking for the upgrade, with one key and version 13); `nil` for any other request.
+        var key: String?
+
+        /// Reads `head`'s headers byte-wise, without splitting or lowercasing copies: every
+        /// request asks this.
+        init(_ head: HTTPRequestHead) {
+            var connection = false
+            var upgrade = false
+            var versions = 0
+            var version13 = false
+            var keys = 0
+            var key: String?
+            for (name, value) in head.headers {
+                let bytes = name.utf8
+                switch bytes.count {
+                case 10 where !connection && HTTPRequestHandler.equalsIgnoringASCIICase(bytes, "connection"):
+                    connection = HTTPRequestHandler.listContainsToken(value, "upgrade")
+                case 7 where !upgrade && HTTPRequestHandler.equalsIgnoringASCIICase(bytes, "upgrade"):
+                    upgrade = HTTPRequestHandler.listContainsToken(value, "websocket")
+                case 21 where HTTPRequestHandler.equalsIgnoringASCIICase(bytes, "sec-websocket-version"):
+                    versions += 1
+                    version13 = value == "13"
+                case 17 where HTTPRequestHandler.equalsIgnoringASCIICase(bytes, "sec-websocket-key"):
+                    keys += 1
+                    key = value
+                default:
+                    break
+                }
+            }
+            self.isUpgrade = connection && upgrade
+            if head.method == .GET, self.isUpgrade, versions == 1, version13, keys == 1 { self.key = key }
+        }
     }
 
     private func receivedBody(context: ChannelHandlerContext, body: ByteBuffer) {
@@ -696,22 +729,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             context.close(promise: nil)
         }
-    }
-
-    /// Whether `headers` ask for an upgrade to WebSocket: a `Connection` header listing `upgrade`
-    /// and an `Upgrade` header listing `websocket` (tokens compared without case, RFC 7230 §6.1,
-    /// §6.7). Byte-wise, without splitting or lowercasing copies: every request asks this.
-    static func isWebSocketUpgrade(_ headers: HTTPHeaders) -> Bool {
-        var connection = false
-        var upgrade = false
-        for (name, value) in headers {
-            if !connection, Self.equalsIgnoringASCIICase(name.utf8, "connection") {
-                connection = Self.listContainsToken(value, "upgrade")
-            } else if !upgrade, Self.equalsIgnoringASCIICase(name.utf8, "upgrade") {
-                upgrade = Self.listContainsToken(value, "websocket")
-            }
-        }
-        return connection && upgrade
     }
 
     /// Whether the comma-separated `list` has `token` among its items (spaces and tabs around
