@@ -139,22 +139,7 @@ class WebSocket:
         return self.status
 
     def send_frame(self, opcode, payload=b"", fin=True, rsv=0, mask=True):
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
-        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-        n = len(payload)
-        m = 0x80 if mask else 0
-        if n < 126:
-            header = struct.pack("!BB", b0, m | n)
-        elif n < 65536:
-            header = struct.pack("!BBH", b0, m | 126, n)
-        else:
-            header = struct.pack("!BBQ", b0, m | 127, n)
-        if mask:
-            key = os.urandom(4)
-            payload = _mask(payload, key)
-            header += key
-        self.writer.write(header + payload)
+        self.writer.write(encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask))
 
     def send_text(self, text):
         self.send_frame(OP_TEXT, text)
@@ -214,6 +199,26 @@ class WebSocket:
     def close(self):
         if self.writer:
             self.writer.close()
+
+
+def encode_frame(opcode, payload=b"", fin=True, rsv=0, mask=True):
+    """The bytes of one WebSocket frame as a client sends it (masked unless told otherwise)."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        header = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        header = struct.pack("!BBQ", b0, m | 127, n)
+    if mask:
+        key = os.urandom(4)
+        payload = _mask(payload, key)
+        header += key
+    return header + payload
 
 
 def _mask(payload, key):

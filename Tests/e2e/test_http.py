@@ -245,17 +245,7 @@ def test_websocket_frames_split_into_single_bytes_or_batched_reach_the_session(c
     message back)."""
     port = conformance_server.port
 
-    def frame(opcode, payload, fin=True):
-        ws = rawclient.WebSocket(port)
-        captured = []
-
-        class Sink:
-            def write(self, data):
-                captured.append(data)
-
-        ws.writer = Sink()
-        ws.send_frame(opcode, payload, fin=fin)
-        return b"".join(captured)
+    frame = rawclient.encode_frame
 
     wire = b"".join([
         frame(rawclient.OP_TEXT, "4hello"),
@@ -316,16 +306,7 @@ def test_first_request_fast_path_and_its_hand_overs(start_server):
                 f"{extra}\r\n").encode("latin-1")
 
     def frame(text):
-        ws = rawclient.WebSocket(port)
-        captured = []
-
-        class Sink:
-            def write(self, data):
-                captured.append(data)
-
-        ws.writer = Sink()
-        ws.send_text(text)
-        return b"".join(captured)
+        return rawclient.encode_frame(rawclient.OP_TEXT, text)
 
     async def upgrade_with(chunks):
         ws = rawclient.WebSocket(port)
