@@ -360,9 +360,6 @@ package final class WebSocketConnection: Sendable {
             /// handlers above the encoder, when permessage-deflate must see it).
             case frame(ByteBuffer, opcode: WebSocketOpcode, compress: Bool)
             case close(EngineIOWebSocketHandler.CloseRequest)
-            /// Bytes that go out as they are, before any frame: the 101 response of the
-            /// handshake, so that it leaves in the same write as the open packet.
-            case raw(ByteBuffer)
         }
         /// Frames (and their bytes) written but not yet handed to the kernel, for volatile
         /// sends and the slow-consumer limits.
@@ -446,12 +443,6 @@ package final class WebSocketConnection: Sendable {
         guard let schedule else { return false }
         if schedule { self.scheduleFlush() }
         return true
-    }
-
-    /// Queues bytes to go out unframed ahead of the frames queued after them (the handshake's
-    /// 101 response).
-    package func sendRaw(_ bytes: ByteBuffer) {
-        self.enqueue(.raw(bytes))
     }
 
     /// Queues an entry that the frame limits do not count, and schedules the flush.
@@ -565,9 +556,6 @@ package final class WebSocketConnection: Sendable {
                     raw.write(NIOAny(header), promise: nil)
                     raw.write(NIOAny(data), promise: nil)
                 }
-            case .raw(let bytes):
-                writeBatch()
-                raw.write(NIOAny(bytes), promise: nil)
             case .close(let request):
                 writeBatch()
                 throughPipeline = true

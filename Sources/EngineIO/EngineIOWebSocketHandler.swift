@@ -114,9 +114,17 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
         )
         self.connection = connection
         self.connectionID = connection.id
-        if let prefix = self.responsePrefix {
+        if let prefix = self.responsePrefix, let below = raw.context {
+            // The 101 goes into the channel's pending writes now, below every handler: the flush
+            // that sends the open packet sends it first, in the same write, and nothing this
+            // handler writes itself (a pong or a close answering frames that came with the
+            // handshake) can overtake it.
             self.responsePrefix = nil
-            connection.sendRaw(prefix)
+            below.write(NIOAny(prefix), promise: nil)
+            // Only a new session has an open packet to send it with.
+            var opensSession = false
+            if case .handshake = self.mode { opensSession = self.server != nil }
+            if !opensSession { below.flush() }
         }
         guard let server = self.server else { return }
         switch self.mode {

@@ -325,6 +325,20 @@ def test_first_request_fast_path_and_its_hand_overs(start_server):
         assert (await ws.recv()).startswith("0{")
         assert await ws.recv() == "4early"
         ws.close()
+        # Frames the server answers at once (a ping, a message that is not UTF-8) come after the
+        # 101, never before it.
+        ws, response = await upgrade_with([head("/engine.io/?EIO=4&transport=websocket")
+                                           + rawclient.encode_frame(rawclient.OP_PING, b"hi")])
+        assert response.status == 101, response
+        frames = [await ws.recv_frame(), await ws.recv_frame()]
+        assert (rawclient.OP_PONG, b"hi") in frames, frames
+        assert any(op == rawclient.OP_TEXT and p.startswith(b"0{") for op, p in frames), frames
+        ws.close()
+        ws, response = await upgrade_with([head("/engine.io/?EIO=4&transport=websocket")
+                                           + rawclient.encode_frame(rawclient.OP_TEXT, b"4\xff")])
+        assert response.status == 101, response
+        assert await ws.expect_closed() == 1007
+        ws.close()
         # One byte per write.
         whole = head("/engine.io/?EIO=4&transport=websocket")
         ws, response = await upgrade_with([whole[i:i + 1] for i in range(len(whole))])
