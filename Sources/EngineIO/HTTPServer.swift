@@ -159,14 +159,9 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // TCP_NODELAY: ServerBootstrap sets it on the listening socket and Linux hands it down
-            // to accepted sockets, so no extra system call per connection.
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            // Reads start at 512 bytes and adapt (up to 64 KiB): an idle connection keeps its last
-            // read buffer for reuse, and NIO's 2 KiB default was a quarter of an idle socket's memory.
-            .childChannelOption(
-                .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
-            )
+            // to accepted sockets, so no extra system call per connection. The per-connection
+            // options are set in `initialize` (synchronously: ServerBootstrap applies child options
+            // through a chain of futures, 2 % of a connection in the profile).
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.initialize(
@@ -214,12 +209,21 @@ public final class HTTPServer: Sendable {
         logger.info("stopped")
     }
 
+    /// Every connection's read-buffer sizing (see `initialize`).
+    private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+
     private func initialize(
         channel: any Channel,
         settings: Settings,
         upgrader: HTTPRequestHandler.WebSocketUpgrader,
         acceptsWebSocket: @escaping @Sendable (Substring) -> Bool
     ) throws {
+        if let options = channel.syncOptions {
+            try options.setOption(.maxMessagesPerRead, value: 16)
+            // Reads start at 512 bytes and adapt (up to 64 KiB): an idle connection keeps its last
+            // read buffer for reuse, and NIO's 2 KiB default was a quarter of an idle socket's memory.
+            try options.setOption(.recvAllocator, value: Self.receiveAllocator)
+        }
         let id = ObjectIdentifier(channel)
         self.connections.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { _ in
