@@ -96,6 +96,8 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
     private enum State {
         case upgrading
         case open
+        /// Our close frame is sent; waiting for the server to close the TCP connection.
+        case closing
         case closed
     }
 
@@ -111,6 +113,8 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
     private var message: ByteBuffer
     private let maskKey: UInt32
     private var pendingWrites = false
+    /// Closes the TCP connection when the server has not within `closeTimeout` of our close frame.
+    private var closeTimer: Scheduled<Void>?
     private let deflate: Bool
     /// Whether the message being received (fragments so far in `message`) is compressed.
     private var compressed = false
@@ -163,6 +167,7 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state != .closing else { return }  // the server's close reply; its FIN follows
         var buffer = unwrapInboundIn(data)
         if inbound.readableBytes == 0 {
             inbound = buffer
@@ -352,27 +357,42 @@ final class WebSocketBenchConnection: ChannelInboundHandler, BenchConnection {
         context.writeAndFlush(wrapOutboundOut(chunk), promise: nil)
     }
 
+    /// How long a closing connection waits for the server to close the TCP connection.
+    static let closeTimeout = TimeAmount.seconds(2)
+
+    /// Closes like browsers and the official clients do (RFC 6455 §7.1.1): a close frame, then the
+    /// server answers and closes the TCP connection first. Closing our end at once would make the
+    /// server's answer meet a closed socket (a reset) — work a real client does not cause.
     func close() {
-        guard state != .closed, let context else { return }
-        if state == .open {
-            var code = ByteBufferAllocator().buffer(capacity: 2)
-            code.writeInteger(UInt16(1000))
-            writeFrame(opcode: 0x8, payload: code.readableBytesView)
-            flush()
+        guard state != .closed, state != .closing, let context else { return }
+        guard state == .open else {
+            state = .closed
+            context.close(promise: nil)
+            return
         }
-        state = .closed
-        context.close(promise: nil)
+        var code = ByteBufferAllocator().buffer(capacity: 2)
+        code.writeInteger(UInt16(1000))
+        writeFrame(opcode: 0x8, payload: code.readableBytesView)
+        flush()
+        state = .closing
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
     }
 
     private func fail(_ reason: String) {
         guard state != .closed else { return }
+        let wasClosing = state == .closing
         state = .closed
         context?.close(promise: nil)
-        delegate.connectionDidClose(self, error: reason)
+        if !wasClosing { delegate.connectionDidClose(self, error: reason) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if state != .closed {
+        closeTimer?.cancel()
+        closeTimer = nil
+        if state == .closing {
+            state = .closed
+        } else if state != .closed {
             state = .closed
             delegate.connectionDidClose(self, error: "connection closed by the server")
         }

@@ -114,6 +114,94 @@ def test_connect_is_bounded_by_count(bench_server):
     assert r["latency"]["count"] == 30
 
 
+def tcp_resets_sent():
+    """The host's count of TCP segments sent with RST (loopback included)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutRsts")])
+
+
+def test_connect_closes_like_a_browser(bench_server):
+    """Each measured connection ends with a close frame and then waits for the server to close
+    the TCP connection (RFC 6455 §7.1.1), as browsers and the official clients do: closing at once
+    made every server reply meet a closed socket and answer it with a reset."""
+    before = tcp_resets_sent()
+    out, r = run_bench(bench_server.port, "connect", "--connections", 200, "--concurrency", 8, "-d", 5,
+                       "--warmup", 0)
+    resets = tcp_resets_sent() - before
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["operations"] == 200 and r["errors"] == 0, r
+    assert resets < 20, f"{resets} resets for 200 connections"
+
+
+def test_connect_close_waits_for_the_server_then_gives_up():
+    """Against a raw server: the client keeps its end open after its close frame (until the
+    server's reply and FIN), and closes by itself 2 s after the close frame when the server never
+    answers. The second connection's CONNECT is held back 3 s so that the run lasts that long."""
+    import socket
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(20)
+    port = listener.getsockname()[1]
+    seen = {}
+
+    def frame(text):
+        data = text.encode()
+        return bytes([0x81, len(data)]) + data
+
+    def read_frame(conn):
+        head = conn.recv(2, socket.MSG_WAITALL)
+        length = head[1] & 0x7F
+        body = conn.recv(4 + length, socket.MSG_WAITALL)
+        mask, payload = body[:4], body[4:]
+        return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    def serve():
+        conns = []
+        for index in range(2):
+            conn, _ = listener.accept()
+            conn.settimeout(10)
+            conns.append(conn)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+            conn.sendall(frame('0{"sid":"s%d","upgrades":[],"pingInterval":25000,"pingTimeout":20000,'
+                               '"maxPayload":1000000}' % index))
+            assert read_frame(conn) == (1, b"40")
+            if index == 1:
+                time.sleep(3)
+            conn.sendall(frame('40{"sid":"n%d"}' % index))
+            if index == 0:
+                assert read_frame(conn)[0] == 8  # the client's close frame
+                closed_at = time.monotonic()
+                conn.settimeout(0.5)
+                try:
+                    seen["early"] = conn.recv(1)  # b"" would be the client's FIN
+                except socket.timeout:
+                    seen["early"] = None
+                conn.settimeout(10)
+                seen["eof"] = conn.recv(1)  # no reply from us: the client gives up by itself
+                seen["waited"] = time.monotonic() - closed_at
+        if read_frame(conns[1])[0] == 8:
+            conns[1].sendall(bytes([0x88, 2, 0x03, 0xE8]))
+        for conn in conns:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    out, r = run_bench(port, "connect", "--connections", 2, "--concurrency", 1, "-d", 10, "--warmup", 0)
+    thread.join(20)
+    listener.close()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert r["operations"] == 2 and r["errors"] == 0, r
+    assert seen["early"] is None, "the client closed its end right after its close frame"
+    assert seen["eof"] == b"" and 1.5 <= seen["waited"] <= 2.9, seen
+
+
 def test_connect_over_polling_then_upgrade(bench_server, python_peer):
     """--upgrade: each polling connection upgrades to WebSocket (probe, then upgrade packet) before
     it counts, against our server and the python peer; only with the connect scenario over
