@@ -169,18 +169,15 @@ struct ServerAPITests {
     @Test func acceptedConnectionsReadUpTo16TimesWithSmallFirstBuffers() async throws {
         // Set on every accepted connection before the prologue runs (and before it is registered).
         let seen = NIOLockedValueBox<[String]>([])
-        try await withServer(
-            [endpoint()],
-            configure: { config in
-                config.connectionPrologue = { channel in
-                    let options = channel.syncOptions
-                    let reads = try options?.getOption(.maxMessagesPerRead)
-                    let allocator = try options?.getOption(.recvAllocator) as? AdaptiveRecvByteBufferAllocator
-                    let sizes = allocator.map { "\($0.minimum)/\($0.initial)/\($0.maximum)" } ?? "none"
-                    seen.withLockedValue { $0.append("\(reads ?? 0) \(sizes)") }
-                }
-            }
-        ) { port in
+        let record: @Sendable (any Channel) throws -> Void = { channel in
+            let options = channel.syncOptions
+            let reads = try options?.getOption(.maxMessagesPerRead)
+            let allocator = try options?.getOption(.recvAllocator) as? AdaptiveRecvByteBufferAllocator
+            let sizes = allocator.map { "\($0.minimum)/\($0.initial)/\($0.maximum)" } ?? "none"
+            seen.withLockedValue { $0.append("\(reads ?? 0) \(sizes)") }
+        }
+        func configure(_ config: inout HTTPServer.Configuration) { config.connectionPrologue = record }
+        try await withServer([endpoint()], configure: configure) { port in
             let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
             #expect(r.status == 200)
         }
