@@ -2,23 +2,35 @@ import Logging
 package import NIOCore
 package import NIOHTTP1
 
-/// A strict reader for the one request head the fast path handles: `GET <target> HTTP/1.1`
-/// with ordinary header lines, complete in the bytes at hand.
+/// A strict reader for the request heads the fast paths handle: `GET`, `POST` or `OPTIONS`
+/// `<target> HTTP/1.1` with ordinary header lines, complete in the bytes at hand; a `POST` may
+/// announce a body with one plain `Content-Length`.
 ///
 /// It accepts a subset of what NIO's HTTP parser accepts, and produces the same
 /// `HTTPRequestHead` for it (the tests compare the two); anything else, including everything
-/// merely unusual (other methods or versions, folded or malformed lines, a body, a head over
-/// ``maxLength``), is left to NIO's parser.
+/// merely unusual (other methods or versions, folded or malformed lines, `Transfer-Encoding`, a
+/// body on another method, a head over ``maxLength``), is left to NIO's parser.
 package enum HTTPFastHead {
-    /// The outcome of reading the start of a connection.
+    /// The outcome of reading the bytes at the start of a request.
     package enum Outcome {
         /// The bytes so far could start a head this reader handles: wait for more.
         case needMore
         /// Not for this reader: hand the bytes to NIO's HTTP parser.
         case notHandled
-        /// A complete head, `length` bytes long (what follows it is not part of it).
-        case head(HTTPRequestHead, length: Int)
+        /// A complete head, `length` bytes long (what follows it is not part of it), announcing
+        /// `bodyLength` bytes of body. `special` when it has an `Upgrade` or `Expect` header,
+        /// which only the NIO pipeline's handling covers (apart from the first request's
+        /// WebSocket handshake).
+        case head(HTTPRequestHead, length: Int, bodyLength: Int, special: Bool)
     }
+
+    /// The methods read here, with the space after them.
+    private static let methods: [(HTTPMethod, StaticString)] = [
+        (.GET, "GET "), (.POST, "POST "), (.OPTIONS, "OPTIONS "),
+    ]
+
+    /// The longest `Content-Length` value read here, in digits.
+    private static let maxLengthDigits = 9
 
     /// The longest head read here (a browser's handshake is well under 2 KiB; NIO's parser takes
     /// longer ones, up to its own limit).
@@ -29,15 +41,24 @@ package enum HTTPFastHead {
         buffer.withUnsafeReadableBytes { Self.read($0) }
     }
 
-    /// Reads `bytes` from the start of a connection.
+    /// Reads `bytes` from the start of a request.
     package static func read(_ bytes: UnsafeRawBufferPointer) -> Outcome {
         let count = bytes.count
-        for (index, byte) in zip(0..<min(count, 4), "GET ".utf8) where bytes[index] != byte { return .notHandled }
+        guard count > 0 else { return .needMore }
+        // The methods start with different letters: the first byte picks the only candidate.
+        guard let (method, token) = Self.methods.first(where: { $0.1.utf8Start.pointee == bytes[0] }) else {
+            return .notHandled
+        }
+        let tokenLength = token.utf8CodeUnitCount
+        let matches = token.withUTF8Buffer { token in
+            zip(0..<min(count, tokenLength), token).allSatisfy { bytes[$0] == $1 }
+        }
+        guard matches else { return .notHandled }
         guard let blank = Self.blankLine(in: bytes) else {
             return count >= Self.maxLength ? .notHandled : .needMore
         }
-        // The request line: "GET", one space, the target, one space, "HTTP/1.1", CRLF.
-        var index = 4
+        // The request line: the method, one space, the target, one space, "HTTP/1.1", CRLF.
+        var index = tokenLength
         let targetStart = index
         while Self.isTargetByte(bytes[index]) { index += 1 }
         guard index > targetStart, bytes[index] == 0x20 else { return .notHandled }
@@ -51,13 +72,16 @@ package enum HTTPFastHead {
         // latest, so no index passes it.
         var headers: [(String, String)] = []
         headers.reserveCapacity(12)
+        var bodyLength: Int? = nil
+        var special = false
         while index < blank + 2 {
             let nameStart = index
             while Self.isTokenByte(bytes[index]) { index += 1 }
             guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .notHandled }
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index])
-            // A body (or a framing question) is NIO's parser's business.
-            if Self.isBodyHeader(name) { return .notHandled }
+            let kind = Self.kind(of: name)
+            if kind == .transferEncoding { return .notHandled }
+            special = special || kind == .special
             index += 1
             while bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
             // The value as NIO's parser gives it: leading whitespace dropped, trailing kept.
@@ -70,6 +94,18 @@ package enum HTTPFastHead {
             let valueEnd = index
             guard bytes[index + 1] == 0x0A else { return .notHandled }
             index += 2
+            if kind == .contentLength {
+                // One plain decimal length, on a POST only; anything else is NIO's parser's.
+                guard method == .POST, bodyLength == nil, valueEnd > valueStart,
+                    valueEnd - valueStart <= Self.maxLengthDigits
+                else { return .notHandled }
+                var length = 0
+                for byte in UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]) {
+                    guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return .notHandled }
+                    length = length * 10 + Int(byte - UInt8(ascii: "0"))
+                }
+                bodyLength = length
+            }
             headers.append(
                 (
                     String(decoding: name, as: UTF8.self),
@@ -78,8 +114,8 @@ package enum HTTPFastHead {
             )
         }
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<targetEnd]), as: UTF8.self)
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: HTTPHeaders(headers))
-        return .head(head, length: blank + 4)
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: HTTPHeaders(headers))
+        return .head(head, length: blank + 4, bodyLength: bodyLength ?? 0, special: special)
     }
 
     /// The index of the first CR LF CR LF within ``maxLength`` bytes.
@@ -134,10 +170,24 @@ package enum HTTPFastHead {
         }
     }
 
-    /// `Content-Length` or `Transfer-Encoding`, in any case.
-    private static func isBodyHeader(_ name: UnsafeRawBufferPointer) -> Bool {
-        HTTPRequestHandler.equalsIgnoringASCIICase(name, "content-length")
-            || HTTPRequestHandler.equalsIgnoringASCIICase(name, "transfer-encoding")
+    /// The header names this reader looks at.
+    private enum HeaderKind {
+        case contentLength
+        case transferEncoding
+        /// `Upgrade` or `Expect`.
+        case special
+        case other
+    }
+
+    /// Which of the names this reader looks at `name` is, in any case.
+    private static func kind(of name: UnsafeRawBufferPointer) -> HeaderKind {
+        switch name.count {
+        case 14 where HTTPRequestHandler.equalsIgnoringASCIICase(name, "content-length"): return .contentLength
+        case 17 where HTTPRequestHandler.equalsIgnoringASCIICase(name, "transfer-encoding"): return .transferEncoding
+        case 7 where HTTPRequestHandler.equalsIgnoringASCIICase(name, "upgrade"): return .special
+        case 6 where HTTPRequestHandler.equalsIgnoringASCIICase(name, "expect"): return .special
+        default: return .other
+        }
     }
 }
 
@@ -268,9 +318,12 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.buffered = bytes
         case .notHandled:
             self.handOver(context: context, bytes: bytes, decision: nil)
-        case .head(let head, let length):
+        case .head(_, _, _, special: false):
+            // Long-polling and other plain requests.
+            self.installSimpleCodec(context: context, bytes: bytes)
+        case .head(let head, let length, _, special: true):
             let upgrade = HTTPRequestHandler.WebSocketRequest(head)
-            guard upgrade.key != nil,
+            guard head.method == .GET, upgrade.key != nil,
                 case .answer(.upgrade(let key, let target, _)) = HTTPRequestHandler.plan(
                     head: head,
                     upgrade: upgrade,
@@ -330,6 +383,35 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
+    /// Installs ``HTTPSimpleCodec`` and ``HTTPRequestHandler`` after this handler, passes them
+    /// `bytes` (everything read so far), and leaves.
+    private func installSimpleCodec(context: ChannelHandlerContext, bytes: ByteBuffer) {
+        self.state = .done
+        self.timer.cancel()
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.addHandler(HTTPSimpleCodec())
+            try pipeline.addHandler(self.requestHandler(decision: nil))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(Self.wrapInboundOut(bytes))
+        self.releaseRead(context: context)
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+
+    private func requestHandler(decision: Result<UpgradeDecision, any Error>?) -> HTTPRequestHandler {
+        HTTPRequestHandler(
+            endpoints: self.endpoints,
+            settings: self.settings,
+            upgrader: self.upgrader,
+            acceptsWebSocket: self.acceptsWebSocket,
+            firstHeaderDeadline: self.deadline,
+            presetDecision: decision
+        )
+    }
+
     /// Installs NIO's HTTP/1.1 codec and ``HTTPRequestHandler`` after this handler, passes them
     /// `bytes` (everything read so far), and leaves.
     private func handOver(
@@ -346,16 +428,7 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
                 // Parse errors are answered (400) by HTTPRequestHandler itself.
                 withErrorHandling: false
             )
-            try pipeline.addHandler(
-                HTTPRequestHandler(
-                    endpoints: self.endpoints,
-                    settings: self.settings,
-                    upgrader: self.upgrader,
-                    acceptsWebSocket: self.acceptsWebSocket,
-                    firstHeaderDeadline: self.deadline,
-                    presetDecision: decision
-                )
-            )
+            try pipeline.addHandler(self.requestHandler(decision: decision))
         } catch {
             context.close(promise: nil)
             return

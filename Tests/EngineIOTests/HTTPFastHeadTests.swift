@@ -9,15 +9,25 @@ import Testing
 @Suite struct HTTPFastHeadTests {
     /// NIO's reading of `bytes`: the first head, or `nil` when it refuses them or wants more.
     private func nioHead(_ bytes: [UInt8]) -> HTTPRequestHead? {
+        self.nioRequest(bytes)?.head
+    }
+
+    /// NIO's reading of `bytes`: the first request's head and body length, or `nil` when it
+    /// refuses them or the request is incomplete.
+    private func nioRequest(_ bytes: [UInt8]) -> (head: HTTPRequestHead, bodyLength: Int)? {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
         defer { _ = try? channel.finish() }
-        do {
-            try channel.writeInbound(ByteBuffer(bytes: bytes))
-            while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
-                if case .head(let head) = part { return head }
+        var head: HTTPRequestHead?
+        var bodyLength = 0
+        // Bytes after the request may be refused as the start of the next: what came before
+        // the error still counts.
+        _ = try? channel.writeInbound(ByteBuffer(bytes: bytes))
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
+            switch part {
+            case .head(let h): head = h
+            case .body(let body): bodyLength += body.readableBytes
+            case .end: return head.map { ($0, bodyLength) }
             }
-        } catch {
-            return nil
         }
         return nil
     }
@@ -37,7 +47,7 @@ import Testing
     )
 
     @Test func aBrowserHandshakeIsReadAsNIOReadsIt() throws {
-        guard case .head(let head, let length) = self.ours(Self.handshake) else {
+        guard case .head(let head, let length, 0, special: true) = self.ours(Self.handshake) else {
             Issue.record("not read")
             return
         }
@@ -55,16 +65,58 @@ import Testing
                 return
             }
         }
-        guard case .head(_, let length) = self.ours(Self.handshake + [0x81, 0x82, 1, 2, 3, 4, 5, 6]) else {
+        guard case .head(_, let length, _, _) = self.ours(Self.handshake + [0x81, 0x82, 1, 2, 3, 4, 5, 6]) else {
             Issue.record("not read with a frame after it")
             return
         }
         #expect(length == Self.handshake.count)
     }
 
+    @Test func pollingRequestsAreReadWithTheirBodyLength() throws {
+        let cases: [(String, HTTPMethod, Int, Bool)] = [
+            ("POST /socket.io/?EIO=4&sid=x HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n4hello", .POST, 6, false),
+            ("POST /socket.io/?EIO=4 HTTP/1.1\r\nHost: a\r\n\r\n", .POST, 0, false),
+            ("POST / HTTP/1.1\r\ncontent-length:0\r\n\r\n", .POST, 0, false),
+            ("OPTIONS /socket.io/ HTTP/1.1\r\nOrigin: http://x\r\n\r\n", .OPTIONS, 0, false),
+            ("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\n\r\n", .GET, 0, false),
+            ("GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", .GET, 0, true),
+            ("POST / HTTP/1.1\r\nUPGRADE: h2c\r\nContent-Length: 1\r\n\r\nx", .POST, 1, true),
+        ]
+        for (text, method, bodyLength, special) in cases {
+            let bytes = Array(text.utf8)
+            guard case .head(let head, let length, let ourLength, let ourSpecial) = self.ours(bytes) else {
+                Issue.record("not read: \(text.debugDescription)")
+                continue
+            }
+            let nio = try #require(self.nioRequest(bytes), "\(text.debugDescription)")
+            #expect(head.method == method && nio.head.method == method)
+            #expect(head.uri == nio.head.uri && self.headers(head) == self.headers(nio.head))
+            #expect(ourLength == bodyLength && nio.bodyLength == bodyLength && ourSpecial == special)
+            #expect(length + bodyLength == bytes.count)
+        }
+        // Every prefix of a POST head waits for more.
+        let post = Array("POST /socket.io/?EIO=4&sid=x HTTP/1.1\r\nContent-Length: 12\r\n\r\n".utf8)
+        for end in 0..<post.count {
+            guard case .needMore = self.ours(Array(post[..<end])) else {
+                Issue.record("prefix of \(end) bytes not .needMore")
+                return
+            }
+        }
+    }
+
     @Test func otherRequestsAreLeftToNIO() {
         let cases = [
-            "POST /socket.io/?EIO=4 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "PUT / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "POSTS / HTTP/1.1\r\n\r\n",
+            "OPTION / HTTP/1.1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nContent-Length: 3 \r\n\r\nabc",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nContent-Length: 1234567890\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "OPTIONS / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
             "HEAD / HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
             "GET  / HTTP/1.1\r\n\r\n",
@@ -95,40 +147,49 @@ import Testing
     }
 
     /// Random heads built from pieces both readers meet in practice and pieces that break
-    /// them: every head read here equals NIO's, and nothing NIO refuses is read.
+    /// them, with five bytes after each: every head read here equals NIO's (and the body length
+    /// too), and nothing NIO refuses is read.
     @Test func randomHeadsAgreeWithNIO() {
         var generator = SystemRandomNumberGenerator()
+        let methods = ["GET", "GET", "POST", "POST", "OPTIONS", "PUT"]
         let targets = [
             "/", "/socket.io/?EIO=4&transport=websocket&sid=ab-_12", "/a%20b?x=[1]&y=~'!*()", "*", "/é", "/a b",
         ]
         let names = [
             "Host", "Upgrade", "connection", "X-Custom_1", "Sec-WebSocket-Key", "a!#$%&'*+-.^_`|~z", "Bad Name", "",
+            "Content-Length", "content-LENGTH", "Expect", "Transfer-Encoding",
         ]
         let values = [
             "websocket", "", " padded ", "\tTab\t", "a:b: c", "Ünïcode", "quote\"s", "x\u{7F}y", "ctl\u{02}",
-            "multi  space", "keep-alive, Upgrade",
+            "multi  space", "keep-alive, Upgrade", "5", "05", "0", "5 ", "+5", "chunked",
         ]
         var read = 0
-        for _ in 0..<3000 {
-            var text = "GET \(targets.randomElement(using: &generator)!) HTTP/1.1\r\n"
+        var bodies = 0
+        for _ in 0..<4000 {
+            let method = methods.randomElement(using: &generator)!
+            var text = "\(method) \(targets.randomElement(using: &generator)!) HTTP/1.1\r\n"
             for _ in 0..<Int.random(in: 0...5, using: &generator) {
                 let separator = [":", ": ", ":  ", " :"].randomElement(using: &generator)!
                 text += names.randomElement(using: &generator)! + separator + values.randomElement(using: &generator)!
                 text += Int.random(in: 0..<20, using: &generator) == 0 ? "\n" : "\r\n"
             }
+            if method == "POST", Bool.random(using: &generator) { text += "Content-Length: 5\r\n" }
             text += "\r\n"
-            let bytes = Array(text.utf8)
-            guard case .head(let head, let length) = self.ours(bytes) else { continue }
+            let headLength = text.utf8.count
+            let bytes = Array((text + "abcde").utf8)
+            guard case .head(let head, let length, let bodyLength, _) = self.ours(bytes) else { continue }
             read += 1
-            guard let nio = self.nioHead(bytes) else {
+            if bodyLength > 0 { bodies += 1 }
+            guard let nio = self.nioRequest(bytes) else {
                 Issue.record("NIO refuses what was read: \(text.debugDescription)")
                 continue
             }
-            #expect(length == bytes.count)
-            #expect(head.uri == nio.uri, "\(text.debugDescription)")
-            #expect(self.headers(head) == self.headers(nio), "\(text.debugDescription)")
-            #expect(head.method == nio.method && head.version == nio.version)
+            #expect(length == headLength)
+            #expect(bodyLength == nio.bodyLength, "\(text.debugDescription)")
+            #expect(head.uri == nio.head.uri, "\(text.debugDescription)")
+            #expect(self.headers(head) == self.headers(nio.head), "\(text.debugDescription)")
+            #expect(head.method == nio.head.method && head.version == nio.head.version)
         }
-        #expect(read > 100)
+        #expect(read > 100 && bodies > 10)
     }
 }

@@ -381,3 +381,54 @@ def test_first_request_fast_path_and_its_hand_overs(start_server):
         assert (await rawclient.polling_handshake(port))["sid"]
 
     run(main())
+
+
+def test_keep_alive_polling_codec_and_its_hand_over_to_nio(conformance_server):
+    """Keep-alive long-polling requests are read by the server's own HTTP codec (GET, POST with
+    a Content-Length, OPTIONS); a request it does not read (a chunked body, an upgrade) hands the
+    connection to NIO's HTTP parser between two requests, and the connection goes on: a body
+    arriving in pieces, a chunked POST, then the WebSocket upgrade of the same session on the
+    same connection."""
+    port = conformance_server.port
+
+    async def main():
+        reader, writer = await asyncio.open_connection(rawclient.HOST, port)
+
+        async def send(data, method="GET"):
+            writer.write(data)
+            await writer.drain()
+            return await asyncio.wait_for(rawclient.read_response(reader, method), 10)
+
+        r = await send(rawclient.build_request("GET", HS, keep_alive=True))
+        assert r.status == 200 and r.header("connection") is None, r
+        sid = r.text.split('"sid":"')[1].split('"')[0]
+        path = f"{HS}&sid={sid}"
+        # A POST whose head and body come in three writes.
+        post = rawclient.build_request("POST", path, "4pieces", keep_alive=True)
+        for chunk in (post[:20], post[20:-4], post[-4:]):
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        r = await asyncio.wait_for(rawclient.read_response(reader, "POST"), 10)
+        assert (r.status, r.text) == (200, "ok"), r
+        assert (await send(rawclient.build_request("GET", path, keep_alive=True))).text == "4pieces"
+        # A chunked body: NIO's parser takes over from here.
+        chunked = (f"POST {path} HTTP/1.1\r\nHost: {rawclient.HOST}\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n3\r\n4ch\r\n5\r\nunked\r\n0\r\n\r\n").encode()
+        r = await send(chunked, "POST")
+        assert (r.status, r.text) == (200, "ok"), r
+        assert (await send(rawclient.build_request("GET", path, keep_alive=True))).text == "4chunked"
+        # The upgrade of this session, on this connection.
+        upgrade = (f"GET /engine.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: {rawclient.HOST}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
+        r = await send(upgrade)
+        assert r.status == 101, r
+        ws = rawclient.WebSocket(port)
+        ws.reader, ws.writer = reader, writer
+        ws.send_text("2probe")
+        assert await ws.recv() == "3probe"
+        ws.close()
+
+    run(main())
+    assert conformance_server.alive()

@@ -1,0 +1,281 @@
+import NIOCore
+import NIOHTTP1
+
+/// HTTP/1.1 for the requests long-polling clients send, in place of NIO's request decoder,
+/// pipelining handler, response encoder and header validator (a quarter of a polling echo's
+/// cost in the profile): request heads ``HTTPFastHead`` reads (`GET`, `POST` with a plain
+/// `Content-Length`, `OPTIONS`), and responses framed by `Content-Length`, which
+/// ``HTTPRequestHandler`` always sets.
+///
+/// Between it and ``HTTPRequestHandler`` travel the same parts as with NIO's codec, with the
+/// same pipelining rule: a request is delivered once the response to the one before it has
+/// ended, and reading stops while a further request waits. A request head it does not read
+/// (anything unusual, `Transfer-Encoding`, an `Upgrade` or `Expect` header, a head over
+/// ``HTTPFastHead/maxLength``) arrives between requests: it then installs NIO's codec after
+/// itself, hands it the bytes unchanged and leaves, so that NIO's parser answers (or refuses)
+/// everything it does not handle.
+final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
+
+    private enum Reading {
+        case head
+        case body(remaining: Int)
+    }
+
+    /// Bodies up to this size are copied behind their response head (one buffer to write).
+    static let coalescedBodyLimit = 16_384
+
+    private var reading = Reading.head
+    /// Bytes read and not yet delivered.
+    private var buffered: ByteBuffer?
+    /// A request has been delivered whole and its response has not ended yet.
+    private var awaitingResponse = false
+    private var delivering = false
+    /// A read held back while a request waits for the response before it.
+    private var heldRead = false
+    /// NIO's codec took over: everything passes through until this handler is gone.
+    private var handedOver = false
+    /// A response head had headers that may not be sent: everything after it is refused.
+    private var dropping = false
+    /// The response head (and a small body) not yet written.
+    private var pending: ByteBuffer?
+    /// A response has ended since the last flush.
+    private var responseEnded = false
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.handedOver else { return context.fireChannelRead(data) }
+        var bytes = Self.unwrapInboundIn(data)
+        if var earlier = self.buffered, earlier.readableBytes > 0 {
+            earlier.writeBuffer(&bytes)
+            bytes = earlier
+        }
+        self.buffered = bytes
+        self.deliver(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.buffered = nil
+        self.pending = nil
+        context.fireChannelInactive()
+    }
+
+    /// Delivers what is buffered, request by request, as far as the pipelining rule allows.
+    private func deliver(context: ChannelHandlerContext) {
+        guard !self.delivering else { return }
+        self.delivering = true
+        defer { self.delivering = false }
+        while !self.handedOver, context.channel.isActive, var bytes = self.buffered, bytes.readableBytes > 0 {
+            switch self.reading {
+            case .body(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                let part = bytes.readSlice(length: count)!
+                self.buffered = bytes
+                if count == remaining {
+                    self.reading = .head
+                    self.awaitingResponse = true
+                    context.fireChannelRead(Self.wrapInboundOut(.body(part)))
+                    context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+                } else {
+                    self.reading = .body(remaining: remaining - count)
+                    context.fireChannelRead(Self.wrapInboundOut(.body(part)))
+                }
+            case .head:
+                if self.awaitingResponse { return }
+                switch HTTPFastHead.read(bytes) {
+                case .needMore:
+                    return
+                case .notHandled, .head(_, _, _, special: true):
+                    return self.handOver(context: context, bytes: bytes)
+                case .head(let head, let length, let bodyLength, special: false):
+                    bytes.moveReaderIndex(forwardBy: length)
+                    self.buffered = bytes
+                    if bodyLength > 0 {
+                        self.reading = .body(remaining: bodyLength)
+                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
+                    } else {
+                        self.awaitingResponse = true
+                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
+                        context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+                    }
+                }
+            }
+        }
+        if let bytes = self.buffered, bytes.readableBytes == 0 { self.buffered = nil }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !self.handedOver, self.awaitingResponse, let bytes = self.buffered, bytes.readableBytes > 0 {
+            self.heldRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Installs NIO's HTTP/1.1 codec after this handler (between requests: nothing is owed to
+    /// the client), passes it `bytes` and leaves.
+    private func handOver(context: ChannelHandlerContext, bytes: ByteBuffer) {
+        self.handedOver = true
+        self.buffered = nil
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.configureHTTPServerPipeline(
+                position: .after(self),
+                withPipeliningAssistance: true,
+                // Parse errors are answered (400) by HTTPRequestHandler itself.
+                withErrorHandling: false
+            )
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(NIOAny(bytes))
+        if self.heldRead {
+            self.heldRead = false
+            context.read()
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+
+    // MARK: Responses
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !self.handedOver else { return context.write(data, promise: promise) }
+        guard !self.dropping else {
+            promise?.fail(HTTPParserError.invalidHeaderToken)
+            return
+        }
+        switch Self.unwrapOutboundIn(data) {
+        case .head(let head):
+            guard let encoded = Self.encode(head, allocator: context.channel.allocator) else {
+                // What NIO's header validator does.
+                self.dropping = true
+                self.pending = nil
+                promise?.fail(HTTPParserError.invalidHeaderToken)
+                context.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+                return
+            }
+            self.pending = encoded
+            if let promise { self.writePending(context: context, promise: promise) }
+        case .body(.byteBuffer(var body)):
+            if promise == nil, var pending = self.pending, body.readableBytes <= Self.coalescedBodyLimit {
+                self.pending = nil
+                pending.writeBuffer(&body)
+                self.pending = pending
+            } else {
+                self.writePending(context: context, promise: nil)
+                context.write(Self.wrapOutboundOut(body), promise: promise)
+            }
+        case .body(.fileRegion(let region)):
+            self.writePending(context: context, promise: nil)
+            context.write(NIOAny(IOData.fileRegion(region)), promise: promise)
+        case .end:
+            // Content-Length framing: no bytes of its own (and no trailers, as with NIO's encoder).
+            if self.pending != nil || promise != nil {
+                self.writePending(context: context, promise: promise)
+            }
+            self.awaitingResponse = false
+            self.responseEnded = true
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        context.flush()
+        // Once a response has ended and gone out, the next request (if one waits) is delivered
+        // (or by the delivery loop the response was written from). Not from `write`: the hand-
+        // over to NIO's codec removes this handler, and the flush of a `writeAndFlush` comes
+        // through it right after the write.
+        guard self.responseEnded, !self.handedOver else { return }
+        self.responseEnded = false
+        if let bytes = self.buffered, bytes.readableBytes > 0 { self.deliver(context: context) }
+        self.releaseRead(context: context)
+    }
+
+    private func writePending(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let bytes = self.pending ?? context.channel.allocator.buffer(capacity: 0)
+        self.pending = nil
+        context.write(Self.wrapOutboundOut(bytes), promise: promise)
+    }
+
+    private func releaseRead(context: ChannelHandlerContext) {
+        guard self.heldRead, !self.handedOver else { return }
+        if self.awaitingResponse, let bytes = self.buffered, bytes.readableBytes > 0 { return }
+        self.heldRead = false
+        context.read()
+    }
+
+    /// The response head as NIO's encoder writes it (framing headers as it leaves them for a
+    /// response with `Content-Length`), or `nil` when a header or the status may not be sent.
+    static func encode(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let code = head.status.code
+        guard (100...999).contains(code), Self.isValidValue(head.status.reasonPhrase) else { return nil }
+        // 1xx, 204 and 304 responses have no body, so no framing headers (as NIO's encoder).
+        let bodyless = code < 200 || code == 204 || code == 304
+        var hasLength = false
+        var buffer = allocator.buffer(capacity: 256)
+        if head.version == .http1_1 {
+            buffer.writeStaticString("HTTP/1.1 ")
+        } else {
+            buffer.writeString("HTTP/\(head.version.major).\(head.version.minor) ")
+        }
+        // Three digits (checked above), then a space.
+        let digits = UInt32(code / 100) << 24 | UInt32(code / 10 % 10) << 16 | UInt32(code % 10) << 8
+        buffer.writeInteger(digits | 0x3030_3020)
+        buffer.writeString(head.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in head.headers {
+            guard Self.isValidName(name), Self.isValidValue(value) else { return nil }
+            let isLength = HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "content-length")
+            if bodyless && (isLength || HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "transfer-encoding")) {
+                continue
+            }
+            // With a Content-Length, NIO's encoder drops Transfer-Encoding.
+            if HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "transfer-encoding") {
+                guard head.headers.contains(name: "content-length") else { return nil }
+                continue
+            }
+            hasLength = hasLength || isLength
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        // Every response HTTPRequestHandler writes has a Content-Length; without one the body
+        // would need chunked framing, which this codec does not do.
+        guard hasLength || bodyless else {
+            assertionFailure("a response without Content-Length reached HTTPSimpleCodec")
+            return nil
+        }
+        return buffer
+    }
+
+    /// RFC 7230 `token` (what NIO's validator allows in a header name).
+    private static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+                    UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+                    UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
+                    UInt8(ascii: "|"), UInt8(ascii: "~"):
+                    return true
+                default:
+                    return false
+                }
+            }
+    }
+
+    /// No control characters but tab (what NIO's validator allows in a header value).
+    private static func isValidValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+}
+
+@available(*, unavailable)
+extension HTTPSimpleCodec: Sendable {}
