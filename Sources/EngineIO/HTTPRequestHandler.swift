@@ -770,9 +770,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     static func matches(path: Substring, endpoint: String) -> Bool {
-        if path.hasPrefix(endpoint) { return true }
+        // Byte-wise (as Node compares paths): `hasPrefix` compares grapheme by grapheme.
+        if path.utf8.starts(with: endpoint.utf8) { return true }
         // `/socket.io` without the trailing slash names the endpoint too.
-        return endpoint.hasSuffix("/") && path == endpoint.dropLast()
+        return endpoint.utf8.last == UInt8(ascii: "/") && path.utf8.elementsEqual(endpoint.utf8.dropLast())
     }
 }
 
