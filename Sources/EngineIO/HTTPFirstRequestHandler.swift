@@ -193,8 +193,9 @@ package enum HTTPFastHead {
 
 /// The first handler of every plain connection: serves a WebSocket opening handshake that arrives
 /// whole and well-formed without NIO's HTTP codec (the common case for Socket.IO clients, and
-/// most of the cost of a new connection), and hands everything else, bytes unchanged, to NIO's
-/// HTTP/1.1 pipeline and ``HTTPRequestHandler``, then leaves.
+/// most of the cost of a new connection), and hands everything else, bytes unchanged, to
+/// ``HTTPRequestHandler`` behind ``HTTPSimpleCodec`` (long-polling requests) or NIO's HTTP/1.1
+/// pipeline (anything unusual), then leaves.
 ///
 /// Routing, the endpoint's decision and the 101 are the ones ``HTTPRequestHandler`` uses; a
 /// refused handshake is handed over with its decision, so that the HTTP pipeline answers it
@@ -317,10 +318,10 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .needMore:
             self.buffered = bytes
         case .notHandled:
-            self.handOver(context: context, bytes: bytes, decision: nil)
+            self.handOver(context: context, bytes: bytes, to: .nio)
         case .head(_, _, _, special: false):
             // Long-polling and other plain requests.
-            self.installSimpleCodec(context: context, bytes: bytes)
+            self.handOver(context: context, bytes: bytes, to: .simple)
         case .head(let head, let length, _, special: true):
             let upgrade = HTTPRequestHandler.WebSocketRequest(head)
             guard head.method == .GET, upgrade.key != nil,
@@ -332,7 +333,7 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
                     acceptsWebSocket: self.acceptsWebSocket
                 )
             else {
-                self.handOver(context: context, bytes: bytes, decision: nil)
+                self.handOver(context: context, bytes: bytes, to: .nio)
                 return
             }
             let headBytes = bytes.readSlice(length: length)!
@@ -349,7 +350,7 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
                         var bytes = headBytes
                         if var rest = self.buffered { bytes.writeBuffer(&rest) }
                         self.buffered = nil
-                        self.handOver(context: context, bytes: bytes, decision: result)
+                        self.handOver(context: context, bytes: bytes, to: .nio, decision: result)
                     }
                 }
         }
@@ -383,52 +384,46 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    /// Installs ``HTTPSimpleCodec`` and ``HTTPRequestHandler`` after this handler, passes them
-    /// `bytes` (everything read so far), and leaves.
-    private func installSimpleCodec(context: ChannelHandlerContext, bytes: ByteBuffer) {
-        self.state = .done
-        self.timer.cancel()
-        let pipeline = context.pipeline.syncOperations
-        do {
-            try pipeline.addHandler(HTTPSimpleCodec())
-            try pipeline.addHandler(self.requestHandler(decision: nil))
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        context.fireChannelRead(Self.wrapInboundOut(bytes))
-        self.releaseRead(context: context)
-        pipeline.removeHandler(context: context, promise: nil)
+    /// The HTTP/1.1 codec a connection that is not upgraded at once continues with.
+    private enum Codec {
+        /// ``HTTPSimpleCodec`` (long-polling requests; it hands over to NIO's for anything else).
+        case simple
+        /// NIO's HTTP/1.1 codec with pipelining.
+        case nio
     }
 
-    private func requestHandler(decision: Result<UpgradeDecision, any Error>?) -> HTTPRequestHandler {
-        HTTPRequestHandler(
-            endpoints: self.endpoints,
-            settings: self.settings,
-            upgrader: self.upgrader,
-            acceptsWebSocket: self.acceptsWebSocket,
-            firstHeaderDeadline: self.deadline,
-            presetDecision: decision
-        )
-    }
-
-    /// Installs NIO's HTTP/1.1 codec and ``HTTPRequestHandler`` after this handler, passes them
-    /// `bytes` (everything read so far), and leaves.
+    /// Installs `codec` and ``HTTPRequestHandler`` after this handler, passes them `bytes`
+    /// (everything read so far), and leaves.
     private func handOver(
         context: ChannelHandlerContext,
         bytes: ByteBuffer,
-        decision: Result<UpgradeDecision, any Error>?
+        to codec: Codec,
+        decision: Result<UpgradeDecision, any Error>? = nil
     ) {
         self.state = .done
         self.timer.cancel()
         let pipeline = context.pipeline.syncOperations
         do {
-            try pipeline.configureHTTPServerPipeline(
-                withPipeliningAssistance: true,
-                // Parse errors are answered (400) by HTTPRequestHandler itself.
-                withErrorHandling: false
+            switch codec {
+            case .simple:
+                try pipeline.addHandler(HTTPSimpleCodec())
+            case .nio:
+                try pipeline.configureHTTPServerPipeline(
+                    withPipeliningAssistance: true,
+                    // Parse errors are answered (400) by HTTPRequestHandler itself.
+                    withErrorHandling: false
+                )
+            }
+            try pipeline.addHandler(
+                HTTPRequestHandler(
+                    endpoints: self.endpoints,
+                    settings: self.settings,
+                    upgrader: self.upgrader,
+                    acceptsWebSocket: self.acceptsWebSocket,
+                    firstHeaderDeadline: self.deadline,
+                    presetDecision: decision
+                )
             )
-            try pipeline.addHandler(self.requestHandler(decision: decision))
         } catch {
             context.close(promise: nil)
             return

@@ -15,7 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             Scenarios:
 
-            connect: open, handshake and connect the namespace over WebSocket (or --transport polling, and with --upgrade then upgrade to WebSocket as the official client does by default), then close, --concurrency at a time; counts connections per second and the latency from TCP connect to the namespace CONNECT.
+            connect: open, handshake and connect the namespace over WebSocket (or --transport polling, and with --upgrade then upgrade to WebSocket as the official client does by default), then close as browsers do (a close frame, then the server closes the TCP connection; at most 2 s), --concurrency at a time; counts connections per second and the latency from TCP connect to the namespace CONNECT.
 
             idle: hold --clients connections answering heartbeats for --duration seconds; with --server-pid, reports the server's RSS per connection.
 
