@@ -13,5 +13,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is missing" >&2; exit 1; }
 bash scripts/build-release.sh --product socketio-server >&2
 bash scripts/build-release.sh --product socketio-bench >&2
+# The build leaves dirty pages whose writeback would run during the first scenarios.
+sync
 exec "$python" scripts/bench/run_session.py --server .build/release/socketio-server \
   --bench .build/release/socketio-bench "$@"
