@@ -88,7 +88,7 @@ package enum HTTPFastHead {
             let valueStart = index
             while bytes[index] != 0x0D {
                 let byte = bytes[index]
-                guard byte >= 0x20 && byte != 0x7F || byte == 0x09 else { return .notHandled }
+                guard Self.isFieldValueByte(byte) else { return .notHandled }
                 index += 1
             }
             let valueEnd = index
@@ -155,8 +155,14 @@ package enum HTTPFastHead {
         }
     }
 
-    /// RFC 7230 `tchar`.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
+    /// A byte a header value may hold: no control character but tab (NIO's rule, for reading and
+    /// for sending).
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// RFC 7230 `tchar` (what a header name is made of).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):

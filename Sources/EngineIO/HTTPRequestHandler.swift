@@ -9,8 +9,9 @@ import Synchronization
 /// The HTTP side of the server: routes each request to its Engine.IO endpoint (long-polling,
 /// handshakes, errors) or to the fallback, and enforces the request-header timeout.
 ///
-/// It sits behind NIO's HTTP/1.1 codec with pipelining assistance, so requests on one connection
-/// are handled one at a time, in order; keep-alive follows the request's wishes.
+/// It sits behind ``HTTPSimpleCodec`` (long-polling) or NIO's HTTP/1.1 codec with pipelining
+/// assistance, which give it the same request parts under the same pipelining rule, so requests
+/// on one connection are handled one at a time, in order; keep-alive follows the request's wishes.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart

@@ -230,12 +230,9 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
         for (name, value) in head.headers {
             guard Self.isValidName(name), Self.isValidValue(value) else { return nil }
             let isLength = HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "content-length")
-            if bodyless && (isLength || HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "transfer-encoding")) {
-                continue
-            }
-            // With a Content-Length, NIO's encoder drops Transfer-Encoding.
-            if HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "transfer-encoding") {
-                guard head.headers.contains(name: "content-length") else { return nil }
+            // Transfer-Encoding never goes out: with a Content-Length NIO's encoder drops it, and
+            // without one (and with a body) the response is refused below.
+            if HTTPRequestHandler.equalsIgnoringASCIICase(name.utf8, "transfer-encoding") || bodyless && isLength {
                 continue
             }
             hasLength = hasLength || isLength
@@ -254,26 +251,14 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
         return buffer
     }
 
-    /// RFC 7230 `token` (what NIO's validator allows in a header name).
+    /// What NIO's validator allows in a header name: an RFC 7230 `token`.
     private static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty
-            && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
-                    UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-                    UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-                    UInt8(ascii: "|"), UInt8(ascii: "~"):
-                    return true
-                default:
-                    return false
-                }
-            }
+        !name.isEmpty && name.utf8.allSatisfy(HTTPFastHead.isTokenByte)
     }
 
-    /// No control characters but tab (what NIO's validator allows in a header value).
+    /// What NIO's validator allows in a header value: no control character but tab.
     private static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+        value.utf8.allSatisfy(HTTPFastHead.isFieldValueByte)
     }
 }
 

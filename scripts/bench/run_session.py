@@ -36,6 +36,14 @@ def start(cmd, pattern=r"listening on https?://[^:]+:(\d+)", timeout=30):
     return proc, port[0]
 
 
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def bench(bench_bin, core, port, pid, scenario, *args):
     cmd = ["taskset", "-c", core, bench_bin, scenario, "--port", str(port), "--server-pid", str(pid),
            "--quiet", "--allow-errors", *map(str, args)]
@@ -80,11 +88,7 @@ def warm_up(name, cmd, bench_bin):
                         "-d", "3", "--warmup", "0", "--quiet", "--allow-errors"],
                        capture_output=True, text=True, timeout=120)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def run_target(name, cmd, bench_bin, quick, out_dir):
@@ -102,11 +106,7 @@ def run_target(name, cmd, bench_bin, quick, out_dir):
             print(f"== {name}: {scenario} {' '.join(map(str, args))}", flush=True)
             results[scenario] = bench(bench_bin, "1", port, proc.pid, real, *args)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     return results
