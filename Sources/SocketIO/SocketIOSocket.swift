@@ -32,16 +32,39 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     }
 
     private struct State {
-        /// Boxed: a closure read out of a dictionary needs a reabstraction thunk, which allocated
-        /// once per event; a box is only retained.
-        var handlers: [String: EventHandlerBox] = [:]
-        var anyHandlers: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
-        var anyOutgoing: [@Sendable (SocketIOSocket, String, [JSONValue]) -> Void] = []
+        /// Listeners per event, in the order they were added. Boxed: a closure read out of a
+        /// dictionary needs a reabstraction thunk, which allocated once per event; a box is only
+        /// retained.
+        var listeners: [String: [EventHandlerBox]] = [:]
+        /// How many `once` listeners are registered (events skip looking for them while 0).
+        var onceListeners = 0
+        var anyHandlers: [Registered<@Sendable (SocketIOSocket, String, [JSONValue]) -> Void>] = []
+        var anyOutgoing: [Registered<@Sendable (SocketIOSocket, String, [JSONValue]) -> Void>] = []
         var middlewares: [@Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void] = []
-        var disconnecting: [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void] = []
-        var disconnected: [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void] = []
+        var disconnecting: [Registered<@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void>] = []
+        var disconnected: [Registered<@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void>] = []
+        var nextListenerID: UInt64 = 0
         var pendingAcks: [UInt64: PendingAck] = [:]
         var connected = false
+
+        mutating func makeListener() -> SocketIOListener {
+            self.nextListenerID += 1
+            return SocketIOListener(id: self.nextListenerID)
+        }
+
+        /// Removes the event listeners of `name` that `remove` selects; returns them.
+        mutating func removeListeners(
+            of name: String,
+            where remove: (EventHandlerBox) -> Bool
+        ) -> [EventHandlerBox] {
+            guard let list = self.listeners[name] else { return [] }
+            let removed = list.filter(remove)
+            guard !removed.isEmpty else { return [] }
+            let kept = list.filter { !remove($0) }
+            self.listeners[name] = kept.isEmpty ? nil : kept
+            self.onceListeners -= removed.count { $0.once }
+            return removed
+        }
     }
 
     init(id: String, namespace: SocketIONamespace, handshake: SocketIOHandshake, engine: EngineIOSocket) {
@@ -72,58 +95,183 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
 
     // MARK: Listening
 
-    /// Handles event `event` (replacing an earlier handler for it).
+    /// Adds a listener for event `event`. Every listener of an event runs, in the order they
+    /// were added (Node's `socket.on`); they share the ack, which only its first call sends.
     ///
     /// - Parameters:
     ///   - event: the event name.
     ///   - handler: called with the arguments and, when the client wants an answer, the ack.
-    public func on(_ event: String, _ handler: @escaping SocketIOEventHandler) {
-        let box = EventHandlerBox(handler)
-        self.state.withLock { $0.handlers[event] = box }
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func on(_ event: String, _ handler: @escaping SocketIOEventHandler) -> SocketIOListener {
+        self.addListener(event, once: false, handler)
     }
 
-    /// Handles event `event`, decoding its first argument as `T` (events whose argument does
-    /// not decode are ignored).
+    /// Adds a listener for the next `event` only (Node's `socket.once`): it is removed before
+    /// it runs. An event that middleware drops does not use it up.
+    ///
+    /// - Parameters:
+    ///   - event: the event name.
+    ///   - handler: called with the arguments and, when the client wants an answer, the ack.
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func once(_ event: String, _ handler: @escaping SocketIOEventHandler) -> SocketIOListener {
+        self.addListener(event, once: true, handler)
+    }
+
+    /// Adds a listener for event `event` that decodes its first argument as `T` (events whose
+    /// argument does not decode are ignored by this listener).
     ///
     /// - Parameters:
     ///   - event: the event name.
     ///   - type: the type of the first argument.
     ///   - handler: called with the decoded value and the ack, if any.
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
     public func on<T: Decodable & Sendable>(
         _ event: String,
         as type: T.Type,
         _ handler: @escaping @Sendable (SocketIOSocket, T, SocketIOAck?) -> Void
-    ) {
+    ) -> SocketIOListener {
         self.on(event) { socket, args, ack in
             guard let first = args.first, let value = try? first.decode(T.self) else { return }
             handler(socket, value, ack)
         }
     }
 
-    /// Called for every incoming event, before its own handler.
-    public func onAny(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
-        self.state.withLock { $0.anyHandlers.append(handler) }
+    private func addListener(
+        _ event: String,
+        once: Bool,
+        _ handler: @escaping SocketIOEventHandler
+    )
+        -> SocketIOListener
+    {
+        self.state.withLock { state in
+            let listener = state.makeListener()
+            state.listeners[event, default: []].append(EventHandlerBox(handler, id: listener.id, once: once))
+            if once { state.onceListeners += 1 }
+            return listener
+        }
+    }
+
+    /// Called for every incoming event, before its own listeners.
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func onAny(
+        _ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void
+    )
+        -> SocketIOListener
+    {
+        self.state.withLock { state in
+            let listener = state.makeListener()
+            state.anyHandlers.append(Registered(id: listener.id, call: handler))
+            return listener
+        }
     }
 
     /// Called for every event this socket emits (broadcasts included).
-    public func onAnyOutgoing(_ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void) {
-        self.state.withLock { $0.anyOutgoing.append(handler) }
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func onAnyOutgoing(
+        _ handler: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) -> Void
+    )
+        -> SocketIOListener
+    {
+        self.state.withLock { state in
+            let listener = state.makeListener()
+            state.anyOutgoing.append(Registered(id: listener.id, call: handler))
+            return listener
+        }
     }
 
-    /// Packet middleware: runs for each incoming event before any handler; throwing drops the
+    /// Packet middleware: runs for each incoming event before any listener; throwing drops the
     /// event.
     public func use(_ middleware: @escaping @Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void) {
         self.state.withLock { $0.middlewares.append(middleware) }
     }
 
     /// Called when the socket is about to disconnect, while it is still in its rooms.
-    public func onDisconnecting(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
-        self.state.withLock { $0.disconnecting.append(handler) }
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func onDisconnecting(
+        _ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void
+    )
+        -> SocketIOListener
+    {
+        self.state.withLock { state in
+            let listener = state.makeListener()
+            state.disconnecting.append(Registered(id: listener.id, call: handler))
+            return listener
+        }
     }
 
     /// Called once the socket has disconnected.
-    public func onDisconnect(_ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void) {
-        self.state.withLock { $0.disconnected.append(handler) }
+    /// - Returns: the listener, for ``off(_:)``.
+    @discardableResult
+    public func onDisconnect(
+        _ handler: @escaping @Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void
+    )
+        -> SocketIOListener
+    {
+        self.state.withLock { state in
+            let listener = state.makeListener()
+            state.disconnected.append(Registered(id: listener.id, call: handler))
+            return listener
+        }
+    }
+
+    /// Removes a listener added by any of the `on…` methods or ``once(_:_:)`` (Node's
+    /// `socket.off`, `offAny`, `offAnyOutgoing`). Removing it again, or a `once` listener that
+    /// already ran, does nothing.
+    /// - Returns: whether the listener was registered.
+    @discardableResult
+    public func off(_ listener: SocketIOListener) -> Bool {
+        self.state.withLock { state in
+            for name in state.listeners.keys {
+                if !state.removeListeners(of: name, where: { $0.id == listener.id }).isEmpty { return true }
+            }
+            if let index = state.anyHandlers.firstIndex(where: { $0.id == listener.id }) {
+                state.anyHandlers.remove(at: index)
+            } else if let index = state.anyOutgoing.firstIndex(where: { $0.id == listener.id }) {
+                state.anyOutgoing.remove(at: index)
+            } else if let index = state.disconnecting.firstIndex(where: { $0.id == listener.id }) {
+                state.disconnecting.remove(at: index)
+            } else if let index = state.disconnected.firstIndex(where: { $0.id == listener.id }) {
+                state.disconnected.remove(at: index)
+            } else {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// Removes every listener of `event` (added with `on` or `once`), or of every event when
+    /// `event` is `nil` (Node's `socket.removeAllListeners`). `onAny`, `onAnyOutgoing` and the
+    /// disconnect listeners stay: see ``offAny()``, ``offAnyOutgoing()`` and ``off(_:)``.
+    public func removeAllListeners(_ event: String? = nil) {
+        self.state.withLock { state in
+            if let event {
+                _ = state.removeListeners(of: event) { _ in true }
+            } else {
+                state.listeners = [:]
+                state.onceListeners = 0
+            }
+        }
+    }
+
+    /// Removes every `onAny` listener (Node's `socket.offAny()`).
+    public func offAny() {
+        self.state.withLock { $0.anyHandlers = [] }
+    }
+
+    /// Removes every `onAnyOutgoing` listener (Node's `socket.offAnyOutgoing()`).
+    public func offAnyOutgoing() {
+        self.state.withLock { $0.anyOutgoing = [] }
+    }
+
+    /// How many listeners event `event` has (Node's `socket.listenerCount`).
+    public func listenerCount(_ event: String) -> Int {
+        self.state.withLock { $0.listeners[event]?.count ?? 0 }
     }
 
     // MARK: Emitting
@@ -273,7 +421,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
         guard let listeners else { return }
         if !listeners.isEmpty, let name = packet.packet.eventName {
             let args = packet.packet.arguments
-            for listener in listeners { listener(self, name, args) }
+            for listener in listeners { listener.call(self, name, args) }
         }
         self.engine.send(
             encodedText: packet.frame,
@@ -350,17 +498,25 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
             guard case .array(let items) = packet.payload, let first = items.first else { return }
             let name = first.stringValue ?? first.jsonText
             let args = Array(items.dropFirst())
-            let (middlewares, any, handler) = self.state.withLock {
-                ($0.middlewares, $0.anyHandlers, $0.handlers[name])
+            var (middlewares, any, listeners, once) = self.state.withLock {
+                ($0.middlewares, $0.anyHandlers, $0.listeners[name], $0.onceListeners > 0)
             }
             do {
                 for middleware in middlewares { try middleware(self, name, args) }
             } catch {
                 return
             }
-            for listener in any { listener(self, name, args) }
+            if once, let list = listeners, list.contains(where: \.once) {
+                // A `once` listener runs if this event removed it (not if `off` came first).
+                let removed = self.state.withLock { state in
+                    state.removeListeners(of: name) { $0.once && list.contains(identity: $0) }
+                }
+                listeners = list.filter { !$0.once || removed.contains(identity: $0) }
+            }
+            for listener in any { listener.call(self, name, args) }
+            guard let listeners else { return }
             let ack = packet.ackID.map { SocketIOAck(socket: self, id: $0) }
-            handler?.handler(self, args, ack)
+            for listener in listeners { listener.handler(self, args, ack) }
         case .ack, .binaryAck:
             guard let id = packet.ackID else { return }
             self.completeAck(id: id, .success(packet.arguments))
@@ -371,12 +527,12 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
 
     func closed(reason: SocketIODisconnectReason) {
         let disconnecting = self.state.withLock {
-            state -> [@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void]? in
+            state -> [Registered<@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void>]? in
             guard state.connected else { return nil }
             return state.disconnecting
         }
         guard let disconnecting else { return }
-        for handler in disconnecting { handler(self, reason) }
+        for handler in disconnecting { handler.call(self, reason) }
         self.namespace.adapter.remove(self)
         let (acks, handlers) = self.state.withLock { state in
             state.connected = false
@@ -388,7 +544,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
             self.cancel(ack.timer)
             ack.complete(.failure(.disconnected))
         }
-        for handler in handlers { handler(self, reason) }
+        for handler in handlers { handler.call(self, reason) }
     }
 }
 
@@ -468,11 +624,34 @@ public struct SocketIOSocketEmitter: Sendable {
     }
 }
 
-/// An event handler, boxed so that looking it up allocates nothing.
+/// A listener added to a socket: pass it to ``SocketIOSocket/off(_:)`` to remove it (Swift
+/// closures cannot be compared, so this stands for Node's listener function).
+public struct SocketIOListener: Hashable, Sendable {
+    let id: UInt64
+}
+
+/// A registered callback and its listener id.
+struct Registered<Call: Sendable>: Sendable {
+    let id: UInt64
+    let call: Call
+}
+
+/// An event listener, boxed so that looking it up allocates nothing.
 final class EventHandlerBox: Sendable {
     let handler: SocketIOEventHandler
+    let id: UInt64
+    /// Removed before its first run.
+    let once: Bool
 
-    init(_ handler: @escaping SocketIOEventHandler) {
+    init(_ handler: @escaping SocketIOEventHandler, id: UInt64, once: Bool) {
         self.handler = handler
+        self.id = id
+        self.once = once
+    }
+}
+
+extension [EventHandlerBox] {
+    func contains(identity box: EventHandlerBox) -> Bool {
+        self.contains { $0 === box }
     }
 }

@@ -283,6 +283,89 @@ struct SocketIOAPITests {
         }
     }
 
+    @Test func everyListenerRunsAndListenersCanBeRemoved() async throws {
+        let seen = Recorder()
+        try await withSocketIO { _ in
+        } setup: { io in
+            io.onConnection { socket in
+                socket.use { _, _, args in
+                    if args.first?.stringValue == "drop" { throw SocketIOConnectError("dropped") }
+                }
+                let any = socket.onAny { _, name, _ in seen.record("any \(name)") }
+                socket.on("greet") { _, args, ack in
+                    seen.record("first \(args.first?.stringValue ?? "")")
+                    ack?("one")
+                }
+                socket.on("greet") { _, _, ack in
+                    seen.record("second")
+                    ack?("two")
+                }
+                socket.once("greet") { _, _, _ in seen.record("once") }
+                let late = socket.on("greet") { _, _, _ in seen.record("late") }
+                socket.on("unlate") { socket, _, ack in
+                    ack?(
+                        .bool(socket.off(late)),
+                        .bool(socket.off(late)),
+                        .number(JSONNumber(socket.listenerCount("greet")))
+                    )
+                }
+                socket.once("maybe") { _, args, ack in ack?(.string("once \(args.first?.stringValue ?? "")")) }
+                socket.on("count") { socket, args, ack in
+                    ack?(.number(JSONNumber(socket.listenerCount(args.first?.stringValue ?? ""))))
+                }
+                socket.on("clear") { socket, _, ack in
+                    socket.removeAllListeners("greet")
+                    ack?(.bool(socket.off(any)), .number(JSONNumber(socket.listenerCount("greet"))))
+                }
+                // A listener removed while the event is being dispatched still gets that event.
+                let second = NIOLockedValueBox<SocketIOListener?>(nil)
+                socket.on("chain") { socket, _, _ in
+                    seen.record("chain a")
+                    if let listener = second.withLockedValue({ $0 }) { socket.off(listener) }
+                }
+                second.withLockedValue { $0 = socket.on("chain") { _, _, _ in seen.record("chain b") } }
+                let removed = socket.onDisconnect { _, _ in seen.record("gone (removed)") }
+                socket.onDisconnect { _, reason in seen.record("gone \(reason)") }
+                socket.off(removed)
+            }
+        } _: { _, port in
+            try await blocking {
+                let client = try connectedClient(port: port)
+                // Every listener runs, in order; the ack they share answers once, with the first.
+                try client.send(#"21["greet","a"]"#)
+                #expect(try client.receive() == #"31["one"]"#)
+                #expect(seen.all == ["any greet", "first a", "second", "once", "late"])
+                try client.send(#"22["unlate"]"#)
+                #expect(try client.receive() == "32[true,false,2]")
+                try client.send(#"23["greet","b"]"#)
+                #expect(try client.receive() == #"33["one"]"#)
+                #expect(seen.all.suffix(3) == ["any greet", "first b", "second"])
+                // An event that middleware drops does not use up a `once` listener.
+                try client.send(#"24["maybe","drop"]"#)
+                try client.send(#"25["maybe","ok"]"#)
+                #expect(try client.receive() == #"35["once ok"]"#)
+                try client.send(#"26["maybe","again"]"#)
+                try client.send(#"27["count","maybe"]"#)
+                #expect(try client.receive() == "37[0]")
+                try client.send(#"28["clear"]"#)
+                #expect(try client.receive() == "38[true,0]")
+                try client.send(#"29["greet","c"]"#)
+                try client.send(#"210["count","greet"]"#)
+                #expect(try client.receive() == "310[0]")
+                #expect(!seen.all.contains("first c"))
+                #expect(seen.all.last == "any clear")
+                try client.send(#"2["chain"]"#)
+                try client.send(#"2["chain"]"#)
+                try client.send(#"211["count","chain"]"#)
+                #expect(try client.receive() == "311[1]")
+                #expect(seen.all.filter { $0.hasPrefix("chain") } == ["chain a", "chain b", "chain a"])
+                try client.send("1")
+            }
+            #expect(await seen.wait(for: "gone client namespace disconnect"))
+            #expect(!seen.all.contains("gone (removed)"))
+        }
+    }
+
     @Test func disconnectReasons() async throws {
         let seen = Recorder()
         try await withSocketIO { config in
