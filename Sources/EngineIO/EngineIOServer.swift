@@ -71,7 +71,7 @@ public final class EngineIOServer: Sendable {
         eventLoop: any EventLoop,
         websocket: WebSocketConnection?,
         id chosenID: String? = nil,
-        handshakePoll: EventLoopPromise<[EngineIOPacket]>? = nil
+        handshakePoll: EventLoopPromise<PollAnswer>? = nil
     ) -> EngineIOSession? {
         eventLoop.preconditionInEventLoop()
         let id = chosenID ?? self.configuration.sessionIDGenerator()

@@ -21,7 +21,7 @@ final class EngineIOSession: LoopTimerTarget {
     let server: EngineIOServer
     var transport: EngineIOTransportStateMachine
     private var heartbeat: EngineIOHeartbeatStateMachine
-    private var pendingPoll: (token: UInt64, promise: EventLoopPromise<[EngineIOPacket]>)?
+    private var pendingPoll: (token: UInt64, promise: EventLoopPromise<PollAnswer>)?
     private var websocket: WebSocketConnection?
     private var candidate: WebSocketConnection?
     /// The ping timer, or while a ping awaits its pong (`awaitingPong`), the pong timeout: the
@@ -34,6 +34,9 @@ final class EngineIOSession: LoopTimerTarget {
     var attachment: AnyObject?
     /// Whether the packets being sent may be compressed (the application's `compress` flag).
     private var compress = true
+    /// Whether a packet queued for the next long-poll answer may be compressed: the answer is
+    /// compressed when any of its packets may be (as in the reference server).
+    private var pollCompress = false
     /// While the packets of a POST are handled, a poll answer they trigger waits here (and
     /// takes along whatever else they queue), so that all their answers leave in one response
     /// rather than the first alone and the rest with the next poll.
@@ -93,9 +96,12 @@ final class EngineIOSession: LoopTimerTarget {
 
     func send(_ packet: EngineIOPacket) {
         switch self.transport.packetQueued(packet) {
-        case .buffered, .dropped:
+        case .dropped:
             break
+        case .buffered:
+            if self.compress { self.pollCompress = true }
         case .answerPoll(let packets):
+            if self.compress { self.pollCompress = true }
             if self.holdingPollAnswer {
                 self.heldPollAnswer = packets
             } else {
@@ -133,7 +139,7 @@ final class EngineIOSession: LoopTimerTarget {
     private func answerPoll(_ packets: [EngineIOPacket]) {
         guard let pending = self.pendingPoll else { return }
         self.pendingPoll = nil
-        pending.promise.succeed(packets)
+        pending.promise.succeed(self.pollAnswer(packets))
     }
 
     // MARK: Heartbeat
@@ -211,10 +217,10 @@ final class EngineIOSession: LoopTimerTarget {
         case rejected(EngineIOError)
     }
 
-    func pollReceived(promise: EventLoopPromise<[EngineIOPacket]>, token: UInt64) {
+    func pollReceived(promise: EventLoopPromise<PollAnswer>, token: UInt64) {
         switch self.transport.pollRequestReceived() {
         case .answer(let packets):
-            promise.succeed(packets)
+            promise.succeed(self.pollAnswer(packets))
         case .hold:
             self.pendingPoll = (token, promise)
             if token != 0 {  // token 0 is the handshake request, answered at once
@@ -226,6 +232,12 @@ final class EngineIOSession: LoopTimerTarget {
         case .reject(let error):
             promise.fail(error)
         }
+    }
+
+    /// The answer to a long-poll, with the compress flag of the packets queued for it.
+    private func pollAnswer(_ packets: [EngineIOPacket]) -> PollAnswer {
+        defer { self.pollCompress = false }
+        return PollAnswer(packets: packets, compress: self.pollCompress)
     }
 
     func pollAborted(token: UInt64) {
@@ -626,4 +638,12 @@ package final class WebSocketConnection: Sendable {
     func close(code: WebSocketErrorCode, closePacket: Bool) {
         self.enqueue(.close(EngineIOWebSocketHandler.CloseRequest(code: code, closePacket: closePacket)))
     }
+}
+
+/// What a long-poll is answered with.
+struct PollAnswer: Sendable {
+    var packets: [EngineIOPacket]
+    /// Whether HTTP compression may apply: whether any packet was sent without
+    /// `compress: false`.
+    var compress: Bool
 }

@@ -446,7 +446,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             guard ok else {
                 return self.respondError(context: context, head: head, server: server, error: .forbidden, close: false)
             }
-            let promise = loop.makePromise(of: [EngineIOPacket].self)
+            let promise = loop.makePromise(of: PollAnswer.self)
             guard
                 let session = server.openSession(
                     request: request,
@@ -478,7 +478,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         guard let socket = server.session(id: sid) else {
             return self.respondError(context: context, head: head, server: server, error: .unknownSid, close: false)
         }
-        let promise = context.eventLoop.makePromise(of: [EngineIOPacket].self)
+        let promise = context.eventLoop.makePromise(of: PollAnswer.self)
         // Remember the poll so that a dropped connection can abort it; the session ignores a
         // token that is no longer the one it holds.
         let token = Self.pollTokens.add(1, ordering: .relaxed).newValue
@@ -496,17 +496,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func finishPoll(
         head: HTTPRequestHead,
         server: EngineIOServer,
-        result: Result<[EngineIOPacket], any Error>,
+        result: Result<PollAnswer, any Error>,
         extraHeaders: HTTPHeaders
     ) {
         guard let context = self.context, context.channel.isActive else { return }
         switch result {
-        case .success(let packets):
+        case .success(let answer):
             var body = context.channel.allocator.buffer(capacity: 64)
-            EngineIOPayloadEncoder.encode(packets, into: &body)
+            EngineIOPayloadEncoder.encode(answer.packets, into: &body)
             var headers = extraHeaders
             headers.add(name: "Content-Type", value: "text/plain; charset=UTF-8")
-            if let threshold = server.configuration.httpCompressionThreshold, body.readableBytes >= threshold,
+            if answer.compress, let threshold = server.configuration.httpCompressionThreshold,
+                body.readableBytes >= threshold,
                 let coding = HTTPBodyCompressor.preferredCoding(
                     acceptEncoding: head.headers[canonicalForm: "accept-encoding"].map(String.init)
                 ),

@@ -86,10 +86,15 @@ public struct BroadcastOperator: Sendable {
     ///
     /// - Returns: the answers, and who did not answer.
     public func emitWithAck(_ event: String, _ args: JSONValue...) async -> BroadcastAckResult {
+        await self.emitWithAck(event, arguments: args)
+    }
+
+    /// Sends an event and collects the answers (see ``emitWithAck(_:_:)``).
+    public func emitWithAck(_ event: String, arguments: [JSONValue]) async -> BroadcastAckResult {
         let packet = SocketIOPacket(
             kind: .event,
             namespace: self.namespace.name,
-            payload: .array([.string(event)] + args)
+            payload: .array([.string(event)] + arguments)
         )
         return await self.namespace.adapter.broadcastWithAck(
             packet,

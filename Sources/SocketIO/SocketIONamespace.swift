@@ -82,6 +82,10 @@ public final class SocketIONamespace: Sendable {
     /// A broadcast to this server's sockets only.
     public var local: BroadcastOperator { self.broadcast.local }
 
+    /// A broadcast to the namespace with the `compress` flag (`false`: sent without
+    /// permessage-deflate or HTTP compression).
+    public func compress(_ compress: Bool) -> BroadcastOperator { self.broadcast.compress(compress) }
+
     /// A broadcast with an ack timeout.
     public func timeout(_ timeout: TimeAmount) -> BroadcastOperator { self.broadcast.timeout(timeout) }
 

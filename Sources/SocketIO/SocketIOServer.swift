@@ -69,11 +69,27 @@ public final class SocketIOServer: Sendable {
         self.sockets.broadcast.emit(event, arguments: args)
     }
 
+    /// Emits to every socket of `/` and collects their answers (see
+    /// ``SocketIONamespace/emitWithAck(_:_:)``).
+    public func emitWithAck(_ event: String, _ args: JSONValue...) async -> BroadcastAckResult {
+        await self.sockets.broadcast.emitWithAck(event, arguments: args)
+    }
+
     /// A broadcast to rooms of `/`.
     public func to(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.to(Set(rooms)) }
 
+    /// Same as ``to(_:)``.
+    public func `in`(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.to(Set(rooms)) }
+
     /// A broadcast to `/` that skips receivers that cannot take it right now.
     public var volatile: BroadcastOperator { self.sockets.broadcast.volatile }
+
+    /// A broadcast to `/` on this server only (the same as a plain one without a cluster).
+    public var local: BroadcastOperator { self.sockets.broadcast.local }
+
+    /// A broadcast to `/` with the `compress` flag (`false`: sent without permessage-deflate or
+    /// HTTP compression).
+    public func compress(_ compress: Bool) -> BroadcastOperator { self.sockets.broadcast.compress(compress) }
 
     /// A broadcast to `/` with an ack timeout.
     public func timeout(_ timeout: TimeAmount) -> BroadcastOperator { self.sockets.broadcast.timeout(timeout) }

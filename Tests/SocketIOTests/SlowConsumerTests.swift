@@ -84,6 +84,39 @@ struct SlowConsumerTests {
         }
     }
 
+    @Test func compressFlagDecidesPollingCompression() async throws {
+        let big = JSONValue.string(String(repeating: "compressible ", count: 200))
+        try await withSocketIO { _ in
+        } setup: { _ in
+        } _: { io, port in
+            try await blocking {
+                let r = try RawHTTP.request(port: port, "GET", "/socket.io/?EIO=4&transport=polling")
+                let sid = try #require(socketID(r.body))
+                let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+                _ = try RawHTTP.request(port: port, "POST", path, body: "40")
+                #expect(try RawHTTP.request(port: port, "GET", path).body.hasPrefix("40{"))
+                let gzip = [("Accept-Encoding", "gzip")]
+                // As in the reference server, a response is compressed when any of its packets
+                // may be: not when all were sent with compress(false).
+                io.compress(false).emit("b", big)
+                io.compress(false).emit("c", big)
+                let plain = try RawHTTP.request(port: port, "GET", path, headers: gzip)
+                #expect(plain.header("content-encoding") == nil)
+                #expect(plain.body.hasPrefix(#"42["b","compressible "#))
+                io.compress(false).emit("b", big)
+                io.emit("a", big)
+                let mixed = try RawHTTP.request(port: port, "GET", path, headers: gzip)
+                #expect(mixed.header("content-encoding") == "gzip")
+                io.compress(false).emit("b", big)
+                #expect(try RawHTTP.request(port: port, "GET", path, headers: gzip).header("content-encoding") == nil)
+                io.emit("a", big)
+                #expect(
+                    try RawHTTP.request(port: port, "GET", path, headers: gzip).header("content-encoding") == "gzip"
+                )
+            }
+        }
+    }
+
     @Test func volatilePacketsAreDroppedWhenTheClientCannotTakeThem() async throws {
         try await withSocketIO { _ in
         } setup: { _ in
