@@ -166,20 +166,25 @@ struct ServerAPITests {
         }
     }
 
-    @Test func acceptedConnectionsReadUpTo16TimesWithSmallFirstBuffers() async throws {
+    @Test func listenerAcceptsOnceAndConnectionsReadUpTo16TimesWithSmallFirstBuffers() async throws {
         // Set on every accepted connection before the prologue runs (and before it is registered).
         let seen = NIOLockedValueBox<[String]>([])
+        let listenerReads = NIOLockedValueBox<EventLoopFuture<UInt>?>(nil)
         let record: @Sendable (any Channel) throws -> Void = { channel in
             let options = channel.syncOptions
             let reads = try options?.getOption(.maxMessagesPerRead)
             let allocator = try options?.getOption(.recvAllocator) as? AdaptiveRecvByteBufferAllocator
             let sizes = allocator.map { "\($0.minimum)/\($0.initial)/\($0.maximum)" } ?? "none"
             seen.withLockedValue { $0.append("\(reads ?? 0) \(sizes)") }
+            // The listener accepts one connection per readiness event: with one pending (the
+            // usual case) a second `accept` would only find none.
+            listenerReads.withLockedValue { $0 = channel.parent?.getOption(.maxMessagesPerRead) }
         }
         func configure(_ config: inout HTTPServer.Configuration) { config.connectionPrologue = record }
         try await withServer([endpoint()], configure: configure) { port in
             let r = try await blocking { try RawHTTP.request(port: port, "GET", handshakePath) }
             #expect(r.status == 200)
+            #expect(try await listenerReads.withLockedValue { $0 }?.get() == 1)
         }
         #expect(seen.withLockedValue { $0 } == ["16 64/512/65536"])
     }
