@@ -32,37 +32,26 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     }
 
     private struct State {
-        /// Listeners per event, in the order they were added. Boxed: a closure read out of a
-        /// dictionary needs a reabstraction thunk, which allocated once per event; a box is only
-        /// retained.
-        var listeners: [String: [EventHandlerBox]] = [:]
-        /// How many `once` listeners are registered (events skip looking for them while 0).
-        var onceListeners = 0
+        /// Listeners per event, in the order they were added (a lone one without an array: one
+        /// allocation per event name, as most sockets have).
+        var listeners: [String: EventListeners] = [:]
         var anyHandlers: [Registered<@Sendable (SocketIOSocket, String, [JSONValue]) -> Void>] = []
         var anyOutgoing: [Registered<@Sendable (SocketIOSocket, String, [JSONValue]) -> Void>] = []
         var middlewares: [@Sendable (SocketIOSocket, String, [JSONValue]) throws -> Void] = []
         var disconnecting: [Registered<@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void>] = []
         var disconnected: [Registered<@Sendable (SocketIOSocket, SocketIODisconnectReason) -> Void>] = []
-        var nextListenerID: UInt64 = 0
         var pendingAcks: [UInt64: PendingAck] = [:]
         var connected = false
-
-        mutating func makeListener() -> SocketIOListener {
-            self.nextListenerID += 1
-            return SocketIOListener(id: self.nextListenerID)
-        }
 
         /// Removes the event listeners of `name` that `remove` selects; returns them.
         mutating func removeListeners(
             of name: String,
             where remove: (EventHandlerBox) -> Bool
         ) -> [EventHandlerBox] {
-            guard let list = self.listeners[name] else { return [] }
+            guard let list = self.listeners[name]?.all else { return [] }
             let removed = list.filter(remove)
             guard !removed.isEmpty else { return [] }
-            let kept = list.filter { !remove($0) }
-            self.listeners[name] = kept.isEmpty ? nil : kept
-            self.onceListeners -= removed.count { $0.once }
+            self.listeners[name] = EventListeners(list.filter { !remove($0) })
             return removed
         }
     }
@@ -146,12 +135,12 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
+        let listener = SocketIOListener.next()
+        let box = EventHandlerBox(handler, id: listener.id, once: once)
         self.state.withLock { state in
-            let listener = state.makeListener()
-            state.listeners[event, default: []].append(EventHandlerBox(handler, id: listener.id, once: once))
-            if once { state.onceListeners += 1 }
-            return listener
+            state.listeners[event] = EventListeners((state.listeners[event]?.all ?? []) + [box])
         }
+        return listener
     }
 
     /// Called for every incoming event, before its own listeners.
@@ -162,11 +151,9 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        self.state.withLock { state in
-            let listener = state.makeListener()
-            state.anyHandlers.append(Registered(id: listener.id, call: handler))
-            return listener
-        }
+        let listener = SocketIOListener.next()
+        self.state.withLock { $0.anyHandlers.append(Registered(id: listener.id, call: handler)) }
+        return listener
     }
 
     /// Called for every event this socket emits (broadcasts included).
@@ -177,11 +164,9 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        self.state.withLock { state in
-            let listener = state.makeListener()
-            state.anyOutgoing.append(Registered(id: listener.id, call: handler))
-            return listener
-        }
+        let listener = SocketIOListener.next()
+        self.state.withLock { $0.anyOutgoing.append(Registered(id: listener.id, call: handler)) }
+        return listener
     }
 
     /// Packet middleware: runs for each incoming event before any listener; throwing drops the
@@ -198,11 +183,9 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        self.state.withLock { state in
-            let listener = state.makeListener()
-            state.disconnecting.append(Registered(id: listener.id, call: handler))
-            return listener
-        }
+        let listener = SocketIOListener.next()
+        self.state.withLock { $0.disconnecting.append(Registered(id: listener.id, call: handler)) }
+        return listener
     }
 
     /// Called once the socket has disconnected.
@@ -213,11 +196,9 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        self.state.withLock { state in
-            let listener = state.makeListener()
-            state.disconnected.append(Registered(id: listener.id, call: handler))
-            return listener
-        }
+        let listener = SocketIOListener.next()
+        self.state.withLock { $0.disconnected.append(Registered(id: listener.id, call: handler)) }
+        return listener
     }
 
     /// Removes a listener added by any of the `on…` methods or ``once(_:_:)`` (Node's
@@ -251,10 +232,9 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     public func removeAllListeners(_ event: String? = nil) {
         self.state.withLock { state in
             if let event {
-                _ = state.removeListeners(of: event) { _ in true }
+                state.listeners[event] = nil
             } else {
                 state.listeners = [:]
-                state.onceListeners = 0
             }
         }
     }
@@ -271,7 +251,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
 
     /// How many listeners event `event` has (Node's `socket.listenerCount`).
     public func listenerCount(_ event: String) -> Int {
-        self.state.withLock { $0.listeners[event]?.count ?? 0 }
+        self.state.withLock { $0.listeners[event]?.all.count ?? 0 }
     }
 
     // MARK: Emitting
@@ -498,25 +478,31 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
             guard case .array(let items) = packet.payload, let first = items.first else { return }
             let name = first.stringValue ?? first.jsonText
             let args = Array(items.dropFirst())
-            var (middlewares, any, listeners, once) = self.state.withLock {
-                ($0.middlewares, $0.anyHandlers, $0.listeners[name], $0.onceListeners > 0)
+            var (middlewares, any, listeners) = self.state.withLock {
+                ($0.middlewares, $0.anyHandlers, $0.listeners[name])
             }
             do {
                 for middleware in middlewares { try middleware(self, name, args) }
             } catch {
                 return
             }
-            if once, let list = listeners, list.contains(where: \.once) {
+            if let list = listeners?.all, list.contains(where: \.once) {
                 // A `once` listener runs if this event removed it (not if `off` came first).
                 let removed = self.state.withLock { state in
                     state.removeListeners(of: name) { $0.once && list.contains(identity: $0) }
                 }
-                listeners = list.filter { !$0.once || removed.contains(identity: $0) }
+                listeners = EventListeners(list.filter { !$0.once || removed.contains(identity: $0) })
             }
             for listener in any { listener.call(self, name, args) }
-            guard let listeners else { return }
             let ack = packet.ackID.map { SocketIOAck(socket: self, id: $0) }
-            for listener in listeners { listener.handler(self, args, ack) }
+            switch listeners {
+            case .one(let listener):
+                listener.handler(self, args, ack)
+            case .many(let list):
+                for listener in list { listener.handler(self, args, ack) }
+            case nil:
+                break
+            }
         case .ack, .binaryAck:
             guard let id = packet.ackID else { return }
             self.completeAck(id: id, .success(packet.arguments))
@@ -628,6 +614,13 @@ public struct SocketIOSocketEmitter: Sendable {
 /// closures cannot be compared, so this stands for Node's listener function).
 public struct SocketIOListener: Hashable, Sendable {
     let id: UInt64
+
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A listener id unique in the process.
+    static func next() -> Self {
+        Self(id: Self.counter.add(1, ordering: .relaxed).newValue)
+    }
 }
 
 /// A registered callback and its listener id.
@@ -639,14 +632,40 @@ struct Registered<Call: Sendable>: Sendable {
 /// An event listener, boxed so that looking it up allocates nothing.
 final class EventHandlerBox: Sendable {
     let handler: SocketIOEventHandler
-    let id: UInt64
-    /// Removed before its first run.
-    let once: Bool
+    /// The listener id, with the top bit set for a `once` listener (one word: the box stays in
+    /// the allocator's size class of a box without either).
+    private let tagged: UInt64
 
     init(_ handler: @escaping SocketIOEventHandler, id: UInt64, once: Bool) {
         self.handler = handler
-        self.id = id
-        self.once = once
+        self.tagged = once ? id | (1 << 63) : id
+    }
+
+    var id: UInt64 { self.tagged & ~(1 << 63) }
+
+    /// Removed before its first run.
+    var once: Bool { self.tagged >> 63 == 1 }
+}
+
+/// The listeners of one event.
+enum EventListeners: Sendable {
+    case one(EventHandlerBox)
+    case many([EventHandlerBox])
+
+    /// `nil` for no listeners.
+    init?(_ list: [EventHandlerBox]) {
+        switch list.count {
+        case 0: return nil
+        case 1: self = .one(list[0])
+        default: self = .many(list)
+        }
+    }
+
+    var all: [EventHandlerBox] {
+        switch self {
+        case .one(let listener): return [listener]
+        case .many(let list): return list
+        }
     }
 }
 
