@@ -151,9 +151,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        let listener = SocketIOListener.next()
-        self.state.withLock { $0.anyHandlers.append(Registered(id: listener.id, call: handler)) }
-        return listener
+        self.register(handler, in: \.anyHandlers)
     }
 
     /// Called for every event this socket emits (broadcasts included).
@@ -164,9 +162,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        let listener = SocketIOListener.next()
-        self.state.withLock { $0.anyOutgoing.append(Registered(id: listener.id, call: handler)) }
-        return listener
+        self.register(handler, in: \.anyOutgoing)
     }
 
     /// Packet middleware: runs for each incoming event before any listener; throwing drops the
@@ -183,9 +179,7 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
-        let listener = SocketIOListener.next()
-        self.state.withLock { $0.disconnecting.append(Registered(id: listener.id, call: handler)) }
-        return listener
+        self.register(handler, in: \.disconnecting)
     }
 
     /// Called once the socket has disconnected.
@@ -196,8 +190,15 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
     )
         -> SocketIOListener
     {
+        self.register(handler, in: \.disconnected)
+    }
+
+    private func register<Call: Sendable>(
+        _ call: Call,
+        in list: WritableKeyPath<State, [Registered<Call>]>
+    ) -> SocketIOListener {
         let listener = SocketIOListener.next()
-        self.state.withLock { $0.disconnected.append(Registered(id: listener.id, call: handler)) }
+        self.state.withLock { $0[keyPath: list].append(Registered(id: listener.id, call: call)) }
         return listener
     }
 
@@ -211,18 +212,8 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
             for name in state.listeners.keys {
                 if !state.removeListeners(of: name, where: { $0.id == listener.id }).isEmpty { return true }
             }
-            if let index = state.anyHandlers.firstIndex(where: { $0.id == listener.id }) {
-                state.anyHandlers.remove(at: index)
-            } else if let index = state.anyOutgoing.firstIndex(where: { $0.id == listener.id }) {
-                state.anyOutgoing.remove(at: index)
-            } else if let index = state.disconnecting.firstIndex(where: { $0.id == listener.id }) {
-                state.disconnecting.remove(at: index)
-            } else if let index = state.disconnected.firstIndex(where: { $0.id == listener.id }) {
-                state.disconnected.remove(at: index)
-            } else {
-                return false
-            }
-            return true
+            return state.anyHandlers.remove(listener) || state.anyOutgoing.remove(listener)
+                || state.disconnecting.remove(listener) || state.disconnected.remove(listener)
         }
     }
 
@@ -627,6 +618,15 @@ public struct SocketIOListener: Hashable, Sendable {
 struct Registered<Call: Sendable>: Sendable {
     let id: UInt64
     let call: Call
+}
+
+extension Array {
+    /// Removes the callback registered as `listener`; returns whether there was one.
+    mutating func remove<Call>(_ listener: SocketIOListener) -> Bool where Element == Registered<Call> {
+        guard let index = self.firstIndex(where: { $0.id == listener.id }) else { return false }
+        self.remove(at: index)
+        return true
+    }
 }
 
 /// An event listener, boxed so that looking it up allocates nothing.

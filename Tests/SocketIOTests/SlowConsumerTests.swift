@@ -90,11 +90,7 @@ struct SlowConsumerTests {
         } setup: { _ in
         } _: { io, port in
             try await blocking {
-                let r = try RawHTTP.request(port: port, "GET", "/socket.io/?EIO=4&transport=polling")
-                let sid = try #require(socketID(r.body))
-                let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
-                _ = try RawHTTP.request(port: port, "POST", path, body: "40")
-                #expect(try RawHTTP.request(port: port, "GET", path).body.hasPrefix("40{"))
+                let path = try pollingClient(port: port)
                 let gzip = [("Accept-Encoding", "gzip")]
                 // As in the reference server, a response is compressed when any of its packets
                 // may be: not when all were sent with compress(false).
@@ -122,12 +118,7 @@ struct SlowConsumerTests {
         } setup: { _ in
         } _: { io, port in
             try await blocking {
-                let r = try RawHTTP.request(port: port, "GET", "/socket.io/?EIO=4&transport=polling")
-                let sid = try #require(socketID(r.body))
-                let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
-                _ = try RawHTTP.request(port: port, "POST", path, body: "40")
-                let connected = try RawHTTP.request(port: port, "GET", path)
-                #expect(connected.body.hasPrefix("40{"))
+                let path = try pollingClient(port: port)
                 // No long-poll is waiting: the volatile emit is dropped, the normal one queued.
                 io.volatile.emit("v", 1)
                 io.emit("n", 2)

@@ -48,6 +48,19 @@ func connectedClient(port: Int, query: String = "") throws -> RawSocketIOClient 
     return client
 }
 
+/// A long-polling session connected to `/`; returns its request path.
+func pollingClient(port: Int) throws -> String {
+    let handshake = try RawHTTP.request(port: port, "GET", "/socket.io/?EIO=4&transport=polling")
+    guard let sid = socketID(handshake.body) else { throw RawHTTP.Failure(description: "no sid: \(handshake.body)") }
+    let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+    _ = try RawHTTP.request(port: port, "POST", path, body: "40")
+    let connected = try RawHTTP.request(port: port, "GET", path)
+    guard connected.body.hasPrefix("40{") else {
+        throw RawHTTP.Failure(description: "not connected: \(connected.body)")
+    }
+    return path
+}
+
 /// Extracts the socket id from a CONNECT answer such as `0{"sid":"abc"}`.
 func socketID(_ answer: String) -> String? {
     guard let start = answer.range(of: "\"sid\":\"") else { return nil }
