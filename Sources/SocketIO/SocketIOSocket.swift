@@ -469,15 +469,17 @@ public final class SocketIOSocket: Sendable, LoopTimerTarget {
             guard case .array(let items) = packet.payload, let first = items.first else { return }
             let name = first.stringValue ?? first.jsonText
             let args = Array(items.dropFirst())
-            var (middlewares, any, listeners) = self.state.withLock {
+            let (middlewares, any, found) = self.state.withLock {
                 ($0.middlewares, $0.anyHandlers, $0.listeners[name])
             }
+            var listeners = found
             do {
                 for middleware in middlewares { try middleware(self, name, args) }
             } catch {
                 return
             }
-            if let list = listeners?.all, list.contains(where: \.once) {
+            if let current = listeners, current.hasOnce {
+                let list = current.all
                 // A `once` listener runs if this event removed it (not if `off` came first).
                 let removed = self.state.withLock { state in
                     state.removeListeners(of: name) { $0.once && list.contains(identity: $0) }
@@ -665,6 +667,14 @@ enum EventListeners: Sendable {
         switch self {
         case .one(let listener): return [listener]
         case .many(let list): return list
+        }
+    }
+
+    /// Whether a `once` listener is among them (without making an array).
+    var hasOnce: Bool {
+        switch self {
+        case .one(let listener): return listener.once
+        case .many(let list): return list.contains { $0.once }
         }
     }
 }
