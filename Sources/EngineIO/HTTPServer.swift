@@ -157,7 +157,7 @@ public final class HTTPServer: Sendable {
         let acceptsWebSocket: @Sendable (Substring) -> Bool = { path in path == echoPath?[...] }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 4)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // One `accept` per readiness event: with one connection pending (the usual case),
             // NIO's default of 4 made a second `accept` per connection that found none.
             .serverChannelOption(.maxMessagesPerRead, value: 1)
