@@ -96,12 +96,7 @@ public final class SocketIONamespace: Sendable {
 
     /// Sends an event to every socket and collects their acks.
     public func emitWithAck(_ event: String, _ args: JSONValue...) async -> BroadcastAckResult {
-        let packet = SocketIOPacket(kind: .event, namespace: self.name, payload: .array([.string(event)] + args))
-        return await self.adapter.broadcastWithAck(
-            packet,
-            options: BroadcastOptions(),
-            timeout: self.configuration.defaultAckTimeout
-        )
+        await self.broadcast.emitWithAck(event, arguments: args)
     }
 
     /// Every socket of the namespace.

@@ -219,6 +219,21 @@ struct SocketIOAPITests {
             }
             let complete = await full
             #expect(complete.isComplete && complete.responses.count == 3)
+            // Without a timeout (the server's default), from `io` and from the namespace.
+            for (n, event) in ["poll3", "poll4"].enumerated() {
+                async let answers =
+                    n == 0 ? await io.emitWithAck(event, "x") : await io.sockets.emitWithAck(event, "x")
+                try await blocking {
+                    for client in clients {
+                        let packet = try client.receive()
+                        let id = packet.dropFirst().prefix { $0.isNumber }
+                        #expect(packet == "2\(id)[\"\(event)\",\"x\"]")
+                        try client.send("3\(id)[\"\(event)\"]")
+                    }
+                }
+                let result = await answers
+                #expect(result.isComplete && Set(result.responses.values) == [[.string(event)]])
+            }
         }
     }
 
