@@ -42,10 +42,18 @@ check_warnings "$logs/debug.log" debug
 step "swift build (release)" "$logs/release.log" bash scripts/build-release.sh --product socketio-server
 check_warnings "$logs/release.log" release
 # The micro-benchmarks live behind SOCKETIO_BENCHMARKS: build them (and run the quickest one) so
-# they cannot rot unnoticed.
-step "micro-benchmarks (build + one run)" "$logs/microbench.log" \
-  bash scripts/microbench.sh --filter 'Engine.IO decode message.*'
+# they cannot rot unnoticed, plus the hostile-JSON guard: a 1 MB object of 110 000 keys must parse
+# within its bound in this release build (a quadratic parser takes seconds; the benchmark reports
+# "over the bound").
+step "micro-benchmarks (build + quick runs + JSON bound)" "$logs/microbench.log" \
+  bash scripts/microbench.sh --filter 'Engine.IO decode message.*' --filter 'Socket.IO decode event .1 MB.*'
 grep -q "Engine.IO decode message" "$logs/microbench.log" || { echo "test: micro-benchmark did not run" >&2; exit 1; }
+grep -q "1 MB object of 110 000 keys" "$logs/microbench.log" || { echo "test: JSON bound did not run" >&2; exit 1; }
+if grep -q "over the bound" "$logs/microbench.log"; then
+  grep "over the bound" "$logs/microbench.log" >&2
+  echo "test: hostile JSON parse exceeded its bound" >&2
+  exit 1
+fi
 step "swift test" "$logs/test.log" swift test --skip-build
 grep -E "✘|Test run with" "$logs/test.log" | tail -n 20
 

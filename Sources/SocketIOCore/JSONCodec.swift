@@ -207,7 +207,7 @@ public struct JSONParser {
                     }
                     // A lone surrogate cannot be a Swift string: it becomes U+FFFD.
                     let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                    out.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    UTF8.encode(unicode) { out.append($0) }
                 default:
                     throw self.error("invalid escape")
                 }

@@ -120,6 +120,11 @@ public struct JSONNumber: Hashable, Sendable, CustomStringConvertible {
 
 /// A JSON object whose keys keep their order. A repeated key keeps its first position and its last
 /// value, as `JSON.parse` does.
+///
+/// Finding a key scans the entries while the object is small; past ``indexThreshold`` keys the
+/// object also keeps a hash index of their positions, so that building an object of n keys (the
+/// parser does it for every object a client sends, before any authentication for a CONNECT's
+/// auth) costs O(n) rather than O(n²). Two objects are equal when their entries are.
 public struct JSONObject: Hashable, Sendable {
     /// One key and its value.
     public struct Entry: Hashable, Sendable {
@@ -135,25 +140,52 @@ public struct JSONObject: Hashable, Sendable {
         }
     }
 
+    /// The number of keys above which an object keeps an index of its keys: below it, scanning a
+    /// few short keys is cheaper than hashing one, and the object carries no table (event
+    /// payloads are mostly small objects).
+    public static let indexThreshold = 16
+
     /// The entries, in order.
     public private(set) var entries: [Entry]
+    /// The position of every key in ``entries``, once there are more than ``indexThreshold``.
+    private var positions: [String: Int]?
 
     /// Creates an object from entries (later duplicates replace earlier values).
     ///
     /// - Parameter entries: keys and values in order.
     public init(_ entries: [(String, JSONValue)] = []) {
         self.entries = []
+        self.entries.reserveCapacity(entries.count)
         for (key, value) in entries { self[key] = value }
+    }
+
+    /// Creates an object from entries whose keys are known to be distinct (taken from another
+    /// object), without looking any of them up.
+    init(distinctEntries entries: [Entry]) {
+        self.entries = entries
+        if entries.count > Self.indexThreshold { self.rebuildIndex() }
     }
 
     /// The value of `key`; setting `nil` removes it, setting a new key appends it.
     public subscript(key: String) -> JSONValue? {
-        get { self.entries.first { $0.key == key }?.value }
+        get { self.position(of: key).map { self.entries[$0].value } }
         set {
-            if let i = self.entries.firstIndex(where: { $0.key == key }) {
-                if let newValue { self.entries[i].value = newValue } else { self.entries.remove(at: i) }
+            if let i = self.position(of: key) {
+                if let newValue {
+                    self.entries[i].value = newValue
+                } else {
+                    self.entries.remove(at: i)
+                    // Every later position moved: rebuild (or drop) the index.
+                    self.positions = nil
+                    if self.entries.count > Self.indexThreshold { self.rebuildIndex() }
+                }
             } else if let newValue {
                 self.entries.append(Entry(key: key, value: newValue))
+                if self.positions != nil {
+                    self.positions![key] = self.entries.count - 1
+                } else if self.entries.count > Self.indexThreshold {
+                    self.rebuildIndex()
+                }
             }
         }
     }
@@ -163,6 +195,24 @@ public struct JSONObject: Hashable, Sendable {
 
     /// The number of keys.
     public var count: Int { self.entries.count }
+
+    /// Two objects are equal when their entries are, in order (the index is a cache).
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool { lhs.entries == rhs.entries }
+
+    /// Hashes the entries.
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.entries) }
+
+    private func position(of key: String) -> Int? {
+        if let positions = self.positions { return positions[key] }
+        return self.entries.firstIndex { $0.key == key }
+    }
+
+    private mutating func rebuildIndex() {
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(self.entries.count)
+        for (i, entry) in self.entries.enumerated() { positions[entry.key] = i }
+        self.positions = positions
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,

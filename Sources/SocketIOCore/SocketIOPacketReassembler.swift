@@ -113,9 +113,13 @@ extension JSONValue {
             for item in items { out.append(try item.replacingPlaceholders(attachments)) }
             return .array(out)
         case .object(let object):
-            var out = JSONObject()
-            for entry in object.entries { out[entry.key] = try entry.value.replacingPlaceholders(attachments) }
-            return .object(out)
+            // The keys stay distinct: no lookups (a large object stays linear).
+            var out: [JSONObject.Entry] = []
+            out.reserveCapacity(object.count)
+            for entry in object.entries {
+                out.append(JSONObject.Entry(key: entry.key, value: try entry.value.replacingPlaceholders(attachments)))
+            }
+            return .object(JSONObject(distinctEntries: out))
         case .null, .bool, .number, .string, .binary:
             return self
         }

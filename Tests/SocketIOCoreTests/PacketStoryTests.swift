@@ -163,6 +163,75 @@ struct JSONTests {
         #expect(value.jsonText == #"{"a":3,"b":2}"#)
     }
 
+    /// A hostile object: `count` distinct short keys (about 1 MB for 110 000), plus duplicates of
+    /// the first and a middle key at the end. Parsing and writing it must stay linear (each key
+    /// used to be looked up by scanning every earlier one: 22 s of one event loop for this object).
+    static func manyKeys(_ count: Int) -> (text: String, expected: String) {
+        var text = "{"
+        var expected = "{"
+        for i in 0..<count {
+            let value = i == 0 ? "\"last\"" : i == count / 2 ? "[1]" : String(i)
+            text += "\"k\(i)\":\(i),"
+            expected += (i == 0 ? "" : ",") + "\"k\(i)\":\(value)"
+        }
+        text += "\"k\(count / 2)\":[1],\"k0\":\"last\"}"
+        expected += "}"
+        return (text, expected)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func largeObjectsParseWithDuplicateSemanticsIntact() throws {
+        let (text, expected) = Self.manyKeys(110_000)
+        #expect(text.utf8.count > 1_000_000)
+        let value = try JSONParser.parse(text)
+        let object = try #require(value.objectValue)
+        #expect(object.count == 110_000)
+        #expect(object.keys.first == "k0")
+        #expect(object.keys.last == "k109999")
+        #expect(object["k0"] == "last")
+        #expect(object["k55000"] == [1])
+        #expect(object["k109998"] == 109_998)
+        #expect(object["nope"] == nil)
+        #expect(value.jsonText == expected)
+        // The same object as a CONNECT's auth payload (parsed before any middleware runs).
+        let packet = try SocketIOPacket.decode("0" + text, maxAttachments: 0).packet
+        #expect(packet.payload == value)
+    }
+
+    @Test func objectsBehaveTheSameAboveAndBelowTheIndexThreshold() {
+        for count in [JSONObject.indexThreshold - 1, JSONObject.indexThreshold, JSONObject.indexThreshold + 3] {
+            var object = JSONObject((0..<count).map { ("k\($0)", JSONValue(integerLiteral: $0)) })
+            #expect(object.count == count)
+            object["k1"] = "one"
+            object["new"] = true
+            object["k0"] = nil
+            #expect(object.keys == (1..<count).map { "k\($0)" } + ["new"])
+            #expect(object["k1"] == "one")
+            #expect(object["k2"] == 2)
+            #expect(object["new"] == true)
+            #expect(object["k0"] == nil)
+            // Equality and hashing look at the entries only, not at whether an index was built.
+            let rebuilt = JSONObject(object.entries.map { ($0.key, $0.value) })
+            #expect(rebuilt == object)
+            #expect(rebuilt.hashValue == object.hashValue)
+        }
+    }
+
+    @Test func placeholdersAreFilledInLargeObjects() throws {
+        let keys = (0..<1000).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        var reassembler = SocketIOPacketReassembler(maxAttachments: 1)
+        let text = #"51-["e",{"# + keys + #","bin":{"_placeholder":true,"num":0}}]"#
+        #expect(try reassembler.textReceived(text) == .needsAttachments(1))
+        guard case .complete(let packet) = try reassembler.binaryReceived(ByteBuffer(bytes: [1, 2])) else {
+            Issue.record("not complete")
+            return
+        }
+        let object = try #require(packet.payload?.arrayValue?[1].objectValue)
+        #expect(object.count == 1001)
+        #expect(object["bin"] == .binary(ByteBuffer(bytes: [1, 2])))
+        #expect(object["k999"] == 999)
+    }
+
     @Test func literalsAndAccessors() {
         let value: JSONValue = ["name": "x", "n": 3, "ok": true, "list": [1, nil]]
         #expect(value.jsonText == #"{"name":"x","n":3,"ok":true,"list":[1,null]}"#)

@@ -94,6 +94,31 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // A hostile payload: one object with 110 000 distinct short keys, about 1 MB (under the default
+    // maxPayload). Parsing it was quadratic (22 s of one event loop); it must stay linear. The
+    // benchmark fails when one parse takes longer than `largeObjectBound`, which a linear parser
+    // misses by two orders of magnitude and a quadratic one exceeds by two.
+    Benchmark(
+        "Socket.IO decode event (1 MB object of 110 000 keys, bound 300 ms)",
+        configuration: .init(metrics: metrics, scalingFactor: .one, maxDuration: .seconds(2), maxIterations: 20)
+    ) { benchmark in
+        var text = "2[\"x\",{"
+        for i in 0..<110_000 { text += "\"k\(i)\":\(i)," }
+        text += "\"k0\":0}]"
+        let largeObjectBound = Duration.milliseconds(300)
+        let clock = ContinuousClock()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let start = clock.now
+            blackHole(try SocketIOPacket.decode(text, maxAttachments: 10))
+            let elapsed = clock.now - start
+            if elapsed > largeObjectBound {
+                benchmark.error("one parse took \(elapsed), over the bound of \(largeObjectBound)")
+            }
+        }
+        benchmark.stopMeasurement()
+    }
+
     Benchmark("Socket.IO encode ack (64 B string)", configuration: configuration()) { benchmark in
         let packet = SocketIOPacket(kind: .ack, ackID: 12, payload: .array([.string(payload64)]))
         for _ in benchmark.scaledIterations {
