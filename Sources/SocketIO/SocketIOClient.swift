@@ -15,12 +15,17 @@ final class SocketIOClient: LoopTimerTarget {
     private var sockets: [String: SocketIOSocket] = [:]
     private var connecting: Set<String> = []
     private let connectTimer = LoopTimer()
+    /// Bounds the time a binary packet's attachments take to arrive; made for the first one.
+    private var attachmentTimer: LoopTimer?
     private var closed = false
 
     init(engine: EngineIOSocket, server: SocketIOServerCore) {
         self.engine = engine
         self.server = server
-        self.reassembler = SocketIOPacketReassembler(maxAttachments: server.configuration.maxAttachments)
+        self.reassembler = SocketIOPacketReassembler(
+            maxAttachments: server.configuration.maxAttachments,
+            maxAttachmentBytes: server.configuration.maxAttachmentBytes
+        )
     }
 
     func opened() {
@@ -33,7 +38,14 @@ final class SocketIOClient: LoopTimerTarget {
     }
 
     func loopTimerFired(_ timer: LoopTimer) {
-        if self.sockets.isEmpty { self.engine.close() }
+        if timer === self.attachmentTimer {
+            // A packet's attachments stopped coming: drop what arrived and end the connection.
+            guard self.reassembler.isReassembling else { return }
+            self.reassembler.reset()
+            self.protocolError()
+        } else if self.sockets.isEmpty {
+            self.engine.close()
+        }
     }
 
     // MARK: Incoming
@@ -41,8 +53,16 @@ final class SocketIOClient: LoopTimerTarget {
     func textReceived(_ text: String) {
         do {
             switch try self.reassembler.textReceived(text) {
-            case .complete(let packet): self.handle(packet)
-            case .needsAttachments: break
+            case .complete(let packet):
+                self.handle(packet)
+            case .needsAttachments:
+                let timer = self.attachmentTimer ?? LoopTimer()
+                self.attachmentTimer = timer
+                timer.arm(
+                    at: self.engine.eventLoop.now + self.server.configuration.attachmentTimeout,
+                    on: self.engine.eventLoop,
+                    target: self
+                )
             }
         } catch {
             self.protocolError()
@@ -52,10 +72,14 @@ final class SocketIOClient: LoopTimerTarget {
     func binaryReceived(_ bytes: ByteBuffer) {
         do {
             switch try self.reassembler.binaryReceived(bytes) {
-            case .complete(let packet): self.handle(packet)
-            case .needsAttachments: break
+            case .complete(let packet):
+                self.attachmentTimer?.cancel()
+                self.handle(packet)
+            case .needsAttachments:
+                break
             }
         } catch {
+            self.attachmentTimer?.cancel()
             self.protocolError()
         }
     }
@@ -193,6 +217,8 @@ final class SocketIOClient: LoopTimerTarget {
     func closed(reason: EngineIOCloseReason) {
         self.closed = true
         self.connectTimer.cancel()
+        self.attachmentTimer?.cancel()
+        self.reassembler.reset()
         let socketReason = Self.reason(for: reason)
         let sockets = self.sockets
         self.sockets = [:]

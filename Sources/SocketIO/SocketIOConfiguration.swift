@@ -14,6 +14,17 @@ public struct SocketIOConfiguration: Sendable {
     public var defaultAckTimeout: TimeAmount = .seconds(30)
     /// The most binary attachments one packet may announce; more is a protocol error. Default 64.
     public var maxAttachments: Int = 64
+    /// The most bytes the binary attachments of one packet may add up to while it is being
+    /// reassembled; the attachment that would exceed it is a protocol error that closes the
+    /// connection (nothing is kept). Default 10 MB: ten attachments of the default `maxPayload`,
+    /// the most the Node server's parser (socket.io-parser 4.2.6: ten attachments, each a message
+    /// of at most `maxHttpBufferSize`) lets a packet hold. Node itself has no byte budget.
+    public var maxAttachmentBytes: Int = 10_000_000
+    /// How long a packet's attachments may take to arrive, from its text: a packet still waiting
+    /// then closes the connection (parse error) and what it received is dropped. Default 30 s:
+    /// clients send a packet's attachments right behind it, so only a stalled client waits
+    /// longer. Node has no such limit (a client could hold a partial packet for ever).
+    public var attachmentTimeout: TimeAmount = .seconds(30)
     /// The most acks a socket may wait for at once; `emitWithAck` beyond it throws. Default 1 024.
     public var maxPendingAcks: Int = 1024
     /// Slow consumers: the most packets (text and attachments) and bytes that may wait for one

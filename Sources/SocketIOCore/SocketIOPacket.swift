@@ -91,6 +91,8 @@ public enum SocketIOCodecError: Error, Hashable, Sendable {
     case unexpectedAttachment
     /// A text packet while attachments were still expected.
     case unexpectedTextWhileReassembling
+    /// The attachments of one packet add up to more bytes than allowed.
+    case attachmentsTooLarge(limit: Int)
 
     /// A short machine-readable name, as used in the fixture stories.
     public var name: String {
@@ -105,6 +107,7 @@ public enum SocketIOCodecError: Error, Hashable, Sendable {
         case .invalidPlaceholder: return "invalidPlaceholder"
         case .unexpectedAttachment: return "unexpectedAttachment"
         case .unexpectedTextWhileReassembling: return "unexpectedTextWhileReassembling"
+        case .attachmentsTooLarge: return "attachmentsTooLarge"
         }
     }
 }

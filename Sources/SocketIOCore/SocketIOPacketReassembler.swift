@@ -14,18 +14,29 @@ public struct SocketIOPacketReassembler: Sendable {
     private var pending: SocketIOPacket?
     private var expected = 0
     private var received: [ByteBuffer] = []
+    private var receivedBytes = 0
     /// The most attachments a packet may announce.
     public let maxAttachments: Int
+    /// The most bytes the attachments of one packet may add up to.
+    public let maxAttachmentBytes: Int
 
     /// Creates a reassembler.
     ///
-    /// - Parameter maxAttachments: the most attachments per packet.
-    public init(maxAttachments: Int) {
+    /// - Parameters:
+    ///   - maxAttachments: the most attachments per packet.
+    ///   - maxAttachmentBytes: the most bytes one packet's attachments may add up to; the
+    ///     attachment that would exceed it is refused (and nothing is kept) while the rest may
+    ///     still be arriving.
+    public init(maxAttachments: Int, maxAttachmentBytes: Int = .max) {
         self.maxAttachments = maxAttachments
+        self.maxAttachmentBytes = maxAttachmentBytes
     }
 
     /// Whether attachments are still expected.
     public var isReassembling: Bool { self.pending != nil }
+
+    /// The bytes of the attachments received for the packet being reassembled.
+    public var bufferedBytes: Int { self.receivedBytes }
 
     /// A text message arrived.
     ///
@@ -44,6 +55,7 @@ public struct SocketIOPacketReassembler: Sendable {
         self.pending = decoded.packet
         self.expected = decoded.attachments
         self.received = []
+        self.receivedBytes = 0
         self.received.reserveCapacity(decoded.attachments)
         return .needsAttachments(decoded.attachments)
     }
@@ -55,14 +67,27 @@ public struct SocketIOPacketReassembler: Sendable {
     /// - Throws: ``SocketIOCodecError``.
     public mutating func binaryReceived(_ bytes: ByteBuffer) throws(SocketIOCodecError) -> Result {
         guard let packet = self.pending else { throw .unexpectedAttachment }
+        guard bytes.readableBytes <= self.maxAttachmentBytes - self.receivedBytes else {
+            self.reset()
+            throw .attachmentsTooLarge(limit: self.maxAttachmentBytes)
+        }
+        self.receivedBytes += bytes.readableBytes
         self.received.append(bytes)
         guard self.received.count == self.expected else {
             return .needsAttachments(self.expected - self.received.count)
         }
-        self.pending = nil
         let attachments = self.received
-        self.received = []
+        self.reset()
         return .complete(try Self.fill(packet, with: attachments))
+    }
+
+    /// Drops the packet being reassembled and its attachments (its time ran out, or the
+    /// connection closed).
+    public mutating func reset() {
+        self.pending = nil
+        self.expected = 0
+        self.received = []
+        self.receivedBytes = 0
     }
 
     static func fill(

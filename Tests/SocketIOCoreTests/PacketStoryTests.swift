@@ -122,6 +122,24 @@ struct PacketStoryTests {
         #expect(throws: SocketIOCodecError.unexpectedTextWhileReassembling) { try reassembler.textReceived(#"2["e"]"#) }
     }
 
+    @Test func attachmentsOverTheByteBudgetAreRefusedAndDropped() throws {
+        var reassembler = SocketIOPacketReassembler(maxAttachments: 8, maxAttachmentBytes: 10)
+        #expect(try reassembler.textReceived(#"53-["e",{"_placeholder":true,"num":0}]"#) == .needsAttachments(3))
+        #expect(try reassembler.binaryReceived(ByteBuffer(repeating: 1, count: 6)) == .needsAttachments(2))
+        #expect(reassembler.bufferedBytes == 6)
+        #expect(throws: SocketIOCodecError.attachmentsTooLarge(limit: 10)) {
+            try reassembler.binaryReceived(ByteBuffer(repeating: 1, count: 5))
+        }
+        // Nothing is kept; the next packet starts afresh.
+        #expect(!reassembler.isReassembling)
+        #expect(reassembler.bufferedBytes == 0)
+        #expect(try reassembler.textReceived(#"51-["e",{"_placeholder":true,"num":0}]"#) == .needsAttachments(1))
+        guard case .complete = try reassembler.binaryReceived(ByteBuffer(repeating: 1, count: 10)) else {
+            Issue.record("exactly the budget must be accepted")
+            return
+        }
+    }
+
     @Test func unexpectedAttachmentIsAnError() {
         var reassembler = SocketIOPacketReassembler(maxAttachments: 4)
         #expect(throws: SocketIOCodecError.unexpectedAttachment) { try reassembler.binaryReceived(ByteBuffer()) }
