@@ -123,4 +123,8 @@ public final class EngineIOServer: Sendable {
 extension EngineIOError {
     /// 503: the `maxSessions` limit is reached (not a reference-server error; code 3, Bad request).
     static let tooManySessions = EngineIOError(code: 3, message: "Too many sessions", httpStatus: 503)
+    /// 413: a POST body (declared or received) over `maxPayload`.
+    static let payloadTooLarge = EngineIOError(code: 3, message: "Payload too large", httpStatus: 413)
+    /// 503: the bodies being received hold the whole `maxBufferedRequestBodyBytes` budget.
+    static let bodyBudgetExhausted = EngineIOError(code: 3, message: "Too many uploads in progress", httpStatus: 503)
 }

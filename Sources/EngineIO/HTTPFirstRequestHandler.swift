@@ -4,12 +4,13 @@ package import NIOHTTP1
 
 /// A strict reader for the request heads the fast paths handle: `GET`, `POST` or `OPTIONS`
 /// `<target> HTTP/1.1` with ordinary header lines, complete in the bytes at hand; a `POST` may
-/// announce a body with one plain `Content-Length`.
+/// announce a body with one plain `Content-Length` or with `Transfer-Encoding: chunked` (read by
+/// ``HTTPChunkedDecoder``, which bounds chunk sizes and extensions as Node does).
 ///
 /// It accepts a subset of what NIO's HTTP parser accepts, and produces the same
 /// `HTTPRequestHead` for it (the tests compare the two); anything else, including everything
-/// merely unusual (other methods or versions, folded or malformed lines, `Transfer-Encoding`, a
-/// body on another method, a head over ``maxLength``), is left to NIO's parser.
+/// merely unusual (other methods or versions, folded or malformed lines, other transfer codings,
+/// a body on another method, a head over ``maxLength``), is left to NIO's parser.
 package enum HTTPFastHead {
     /// The outcome of reading the bytes at the start of a request.
     package enum Outcome {
@@ -18,10 +19,17 @@ package enum HTTPFastHead {
         /// Not for this reader: hand the bytes to NIO's HTTP parser.
         case notHandled
         /// A complete head, `length` bytes long (what follows it is not part of it), announcing
-        /// `bodyLength` bytes of body. `special` when it has an `Upgrade` or `Expect` header,
-        /// which only the NIO pipeline's handling covers (apart from the first request's
-        /// WebSocket handshake).
-        case head(HTTPRequestHead, length: Int, bodyLength: Int, special: Bool)
+        /// `body`. `special` when it has an `Upgrade` or `Expect` header, which only the NIO
+        /// pipeline's handling covers (apart from the first request's WebSocket handshake).
+        case head(HTTPRequestHead, length: Int, body: Body, special: Bool)
+    }
+
+    /// How a head says its body is framed.
+    package enum Body: Equatable, Sendable {
+        /// This many bytes (0: no body).
+        case length(Int)
+        /// The chunked transfer coding.
+        case chunked
     }
 
     /// The methods read here, with the space after them.
@@ -29,20 +37,24 @@ package enum HTTPFastHead {
         (.GET, "GET "), (.POST, "POST "), (.OPTIONS, "OPTIONS "),
     ]
 
-    /// The longest `Content-Length` value read here, in digits.
-    private static let maxLengthDigits = 9
+    /// The longest `Content-Length` value read here, in digits (any such length fits an `Int`;
+    /// one above the server's limits is refused with 413 from the head alone).
+    private static let maxLengthDigits = 18
 
     /// The longest head read here (a browser's handshake is well under 2 KiB; NIO's parser takes
     /// longer ones, up to its own limit).
     package static let maxLength = 8192
 
     /// Reads `buffer`'s readable bytes.
-    package static func read(_ buffer: ByteBuffer) -> Outcome {
-        buffer.withUnsafeReadableBytes { Self.read($0) }
+    ///
+    /// - Parameter limit: the longest head read here (at most ``maxLength``): a longer one is
+    ///   left to NIO's parser, which refuses heads over the server's limit.
+    package static func read(_ buffer: ByteBuffer, limit: Int = Self.maxLength) -> Outcome {
+        buffer.withUnsafeReadableBytes { Self.read($0, limit: limit) }
     }
 
     /// Reads `bytes` from the start of a request.
-    package static func read(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+    package static func read(_ bytes: UnsafeRawBufferPointer, limit: Int = Self.maxLength) -> Outcome {
         let count = bytes.count
         guard count > 0 else { return .needMore }
         // The methods start with different letters: the first byte picks the only candidate.
@@ -54,8 +66,9 @@ package enum HTTPFastHead {
             zip(0..<min(count, tokenLength), token).allSatisfy { bytes[$0] == $1 }
         }
         guard matches else { return .notHandled }
-        guard let blank = Self.blankLine(in: bytes) else {
-            return count >= Self.maxLength ? .notHandled : .needMore
+        let limit = min(limit, Self.maxLength)
+        guard let blank = Self.blankLine(in: bytes, within: limit) else {
+            return count >= limit ? .notHandled : .needMore
         }
         // The request line: the method, one space, the target, one space, "HTTP/1.1", CRLF.
         var index = tokenLength
@@ -73,6 +86,7 @@ package enum HTTPFastHead {
         var headers: [(String, String)] = []
         headers.reserveCapacity(12)
         var bodyLength: Int? = nil
+        var chunked = false
         var special = false
         while index < blank + 2 {
             let nameStart = index
@@ -80,7 +94,6 @@ package enum HTTPFastHead {
             guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { return .notHandled }
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index])
             let kind = Self.kind(of: name)
-            if kind == .transferEncoding { return .notHandled }
             special = special || kind == .special
             index += 1
             while bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
@@ -105,6 +118,13 @@ package enum HTTPFastHead {
                     length = length * 10 + Int(byte - UInt8(ascii: "0"))
                 }
                 bodyLength = length
+            } else if kind == .transferEncoding {
+                // Exactly `chunked`, once, on a POST; any other coding is NIO's parser's.
+                let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+                guard method == .POST, !chunked, HTTPRequestHandler.equalsIgnoringASCIICase(value, "chunked") else {
+                    return .notHandled
+                }
+                chunked = true
             }
             headers.append(
                 (
@@ -115,12 +135,17 @@ package enum HTTPFastHead {
         }
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<targetEnd]), as: UTF8.self)
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: HTTPHeaders(headers))
-        return .head(head, length: blank + 4, bodyLength: bodyLength ?? 0, special: special)
+        if chunked {
+            // Both framings at once is a smuggling attempt or a broken client: NIO's parser decides.
+            guard bodyLength == nil else { return .notHandled }
+            return .head(head, length: blank + 4, body: .chunked, special: special)
+        }
+        return .head(head, length: blank + 4, body: .length(bodyLength ?? 0), special: special)
     }
 
-    /// The index of the first CR LF CR LF within ``maxLength`` bytes.
-    private static func blankLine(in bytes: UnsafeRawBufferPointer) -> Int? {
-        let end = min(bytes.count, Self.maxLength)
+    /// The index of the first CR LF CR LF within `limit` bytes.
+    private static func blankLine(in bytes: UnsafeRawBufferPointer, within limit: Int) -> Int? {
+        let end = min(bytes.count, limit)
         guard end >= 4 else { return nil }
         var index = 0
         while index <= end - 4 {
@@ -320,7 +345,7 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
             earlier.writeBuffer(&bytes)
             bytes = earlier
         }
-        switch HTTPFastHead.read(bytes) {
+        switch HTTPFastHead.read(bytes, limit: self.settings.limits.maxHeadSize) {
         case .needMore:
             self.buffered = bytes
         case .notHandled:
@@ -412,13 +437,9 @@ final class HTTPFirstRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         do {
             switch codec {
             case .simple:
-                try pipeline.addHandler(HTTPSimpleCodec())
+                try pipeline.addHandler(HTTPSimpleCodec(limits: self.settings.limits))
             case .nio:
-                try pipeline.configureHTTPServerPipeline(
-                    withPipeliningAssistance: true,
-                    // Parse errors are answered (400) by HTTPRequestHandler itself.
-                    withErrorHandling: false
-                )
+                try self.settings.limits.addNIOCodec(to: pipeline)
             }
             try pipeline.addHandler(
                 HTTPRequestHandler(

@@ -7,7 +7,11 @@ import PerMessageDeflate
 import Synchronization
 
 /// The HTTP side of the server: routes each request to its Engine.IO endpoint (long-polling,
-/// handshakes, errors) or to the fallback, and enforces the request-header timeout.
+/// handshakes, errors) or to the fallback, and enforces the request limits: the header and body
+/// timeouts, bodies declared over the limit (413 from the head alone), the body budget shared by
+/// every connection (503), and the refusals of the codecs in front (431, 413, 400). A request
+/// that is refused from its head (or that has a body and cannot succeed) is answered at once, and
+/// its connection closed after reading and dropping what the client still sends for a moment.
 ///
 /// It sits behind ``HTTPSimpleCodec`` (long-polling) or NIO's HTTP/1.1 codec with pipelining
 /// assistance, which give it the same request parts under the same pipelining rule, so requests
@@ -15,6 +19,20 @@ import Synchronization
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// What a pending deadline is for.
+    private enum Deadline {
+        /// The next request head.
+        case head(NIODeadline)
+        /// The rest of the current request's body.
+        case body(NIODeadline)
+
+        var time: NIODeadline {
+            switch self {
+            case .head(let time), .body(let time): return time
+            }
+        }
+    }
 
     private enum State {
         /// Waiting for a request head.
@@ -41,6 +59,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case preflight(EngineIOServer)
         case fallback
         case error(EngineIOError, EngineIOServer)
+
+        /// The endpoint the request is for, if any (its CORS headers go on every answer).
+        var server: EngineIOServer? {
+            switch self {
+            case .endpoint(let server, _), .preflight(let server), .error(_, let server): return server
+            case .upgrade(_, _, let otherwise): return otherwise.server
+            case .file, .fallback: return nil
+            }
+        }
+
+        /// The error the request is answered with whatever follows its head, if it is one.
+        var error: (EngineIOError, EngineIOServer)? {
+            switch self {
+            case .error(let error, let server), .endpoint(let server, .failure(let error)): return (error, server)
+            case .endpoint(_, .success), .upgrade, .file, .preflight, .fallback: return nil
+            }
+        }
     }
 
     private let endpoints: [EngineIOServer]
@@ -49,10 +84,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private let acceptsWebSocket: (Substring) -> Bool
     private var state: State = .idle
     private let headerTimer = LoopTimer()
-    /// When the next request head is due; `nil` while a request is being handled. The timer is
-    /// not moved for every request (a long-poll connection sees many a second): when it fires
-    /// early it is set again for the deadline it finds.
-    private var headerDeadline: NIODeadline?
+    /// What the client must finish by when: the next request head, or the body of the request
+    /// being read; `nil` while a request is being answered. The timer is not moved for every
+    /// request (a long-poll connection sees many a second): when it fires early it is set again
+    /// for the deadline it finds.
+    private var deadline: Deadline?
+    /// The body bytes of the POST being read, taken from the server's body budget.
+    private var heldBodyBytes = 0
     private var pendingPoll: (socket: EngineIOSocket, token: UInt64)?
     /// Distinct tokens for held long-polls (0 is the handshake's).
     private static let pollTokens = Atomic<UInt64>(0)
@@ -101,6 +139,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.headerTimer.cancel()
+        self.releaseBody()
         self.context = nil
     }
 
@@ -111,6 +150,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     func channelInactive(context: ChannelHandlerContext) {
         self.headerTimer.cancel()
+        self.releaseBody()
         self.state = .closing
         if let pending = self.pendingPoll {
             // A client that drops a pending long-poll closes its session (Engine.IO v4).
@@ -127,18 +167,73 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func armHeaderTimer(context: ChannelHandlerContext) {
         let deadline = self.firstHeaderDeadline ?? NIODeadline.now() + self.settings.requestHeaderTimeout
         self.firstHeaderDeadline = nil
-        self.headerDeadline = deadline
-        if !self.headerTimer.isArmed { self.headerTimer.arm(at: deadline, on: context.eventLoop, target: self) }
+        self.arm(.head(deadline), context: context)
     }
+
+    private func arm(_ deadline: Deadline, context: ChannelHandlerContext) {
+        self.deadline = deadline
+        if !self.headerTimer.isArmed || deadline.time < self.timerDeadline {
+            self.timerDeadline = deadline.time
+            self.headerTimer.arm(at: deadline.time, on: context.eventLoop, target: self)
+        }
+    }
+
+    /// When the timer is set to fire (it may be earlier than ``deadline``).
+    private var timerDeadline = NIODeadline.distantFuture
 
     func loopTimerFired(_ timer: LoopTimer) {
         // A request in progress re-arms it when its response is out.
-        guard let due = self.headerDeadline, let context = self.context else { return }
-        if due <= .now() {
-            context.close(promise: nil)
-        } else {
-            self.headerTimer.arm(at: due, on: context.eventLoop, target: self)
+        guard let deadline = self.deadline, let context = self.context else { return }
+        guard deadline.time <= .now() else {
+            self.timerDeadline = deadline.time
+            self.headerTimer.arm(at: deadline.time, on: context.eventLoop, target: self)
+            return
         }
+        self.deadline = nil
+        switch deadline {
+        case .head:
+            context.close(promise: nil)
+        case .body:
+            self.bodyTimedOut(context: context)
+        }
+    }
+
+    /// A body did not arrive in time: 408, and the connection closes (its session, if any, is
+    /// left alone: the POST never took effect).
+    private func bodyTimedOut(context: ChannelHandlerContext) {
+        self.releaseBody()
+        switch self.state {
+        case .post(let head, let server, _, _, _):
+            self.state = .waiting
+            self.respond(
+                context: context,
+                head: head,
+                status: .requestTimeout,
+                headers: HTTPHeaders(),
+                body: nil,
+                cors: server,
+                close: true
+            )
+        case .answerAtEnd(let head, let route):
+            self.state = .waiting
+            self.respond(
+                context: context,
+                head: head,
+                status: .requestTimeout,
+                headers: HTTPHeaders(),
+                body: nil,
+                cors: route.server,
+                close: true
+            )
+        case .idle, .waiting, .drainingThenClose, .closing:
+            context.close(promise: nil)
+        }
+    }
+
+    /// Gives the body bytes this connection holds back to the server's budget.
+    private func releaseBody() {
+        self.settings.bodyBudget.release(self.heldBodyBytes)
+        self.heldBodyBytes = 0
     }
 
     // MARK: Reading
@@ -146,7 +241,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            self.headerDeadline = nil
+            self.deadline = nil
             self.receivedHead(context: context, head: head)
         case .body(let body):
             self.receivedBody(context: context, body: body)
@@ -157,6 +252,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     private func receivedHead(context: ChannelHandlerContext, head: HTTPRequestHead) {
         guard case .idle = self.state else { return }
+        let body = Self.declaredBody(head)
         switch Self.plan(
             head: head,
             endpoints: self.endpoints,
@@ -164,8 +260,44 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             acceptsWebSocket: self.acceptsWebSocket
         ) {
         case .answer(let route):
+            if body != .none, let (error, server) = route.error {
+                // It fails whatever its body holds: answered now, as Node does, not after the body.
+                self.state = .waiting
+                return self.respondError(
+                    context: context,
+                    head: head,
+                    server: server,
+                    error: error,
+                    close: true,
+                    drain: true
+                )
+            }
+            if case .length(let length) = body, length > self.settings.limits.maxBodySize {
+                self.state = .waiting
+                return self.respondError(
+                    context: context,
+                    head: head,
+                    server: route.server,
+                    error: .payloadTooLarge,
+                    close: true,
+                    drain: true
+                )
+            }
             self.state = .answerAtEnd(head, route)
         case .post(let server, let socket):
+            if case .length(let length) = body, length > server.configuration.maxPayload {
+                // Refused from the head alone, as a body that grows too large is refused.
+                socket.eventLoop.execute { socket.session.value.close(reason: .payloadTooLarge) }
+                self.state = .waiting
+                return self.respondError(
+                    context: context,
+                    head: head,
+                    server: server,
+                    error: .payloadTooLarge,
+                    close: true,
+                    drain: true
+                )
+            }
             self.state = .post(
                 head,
                 server,
@@ -177,8 +309,54 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             // Engine.IO v4 sends binary as base64 text in polling payloads; a binary body is a
             // protocol error that closes the session.
             socket.close()
+            if body != .none {
+                self.state = .waiting
+                return self.respondError(
+                    context: context,
+                    head: head,
+                    server: server,
+                    error: .badRequest,
+                    close: true,
+                    drain: true
+                )
+            }
             self.state = .answerAtEnd(head, .error(.badRequest, server))
         }
+        if body != .none {
+            self.arm(.body(.now() + self.settings.requestBodyTimeout), context: context)
+        }
+    }
+
+    /// How a request head says its body is framed.
+    enum DeclaredBody: Equatable {
+        /// No body.
+        case none
+        /// `Content-Length` bytes (`Int.max` for a length too large to represent).
+        case length(Int)
+        /// A transfer coding (chunked): the size is known only as the body arrives.
+        case chunked
+    }
+
+    /// The body `head` announces (both codecs in front have checked the framing headers).
+    static func declaredBody(_ head: HTTPRequestHead) -> DeclaredBody {
+        var length: Int?
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 17 where Self.equalsIgnoringASCIICase(name.utf8, "transfer-encoding"):
+                return .chunked
+            case 14 where Self.equalsIgnoringASCIICase(name.utf8, "content-length"):
+                // Saturating: all that matters of a huge length is that it exceeds the limits.
+                length = value.utf8.reduce(0) { total, byte in
+                    let digit = Int(byte &- UInt8(ascii: "0"))
+                    guard (0...9).contains(digit), total <= (Int.max - digit) / 10 else { return Int.max }
+                    return total * 10 + digit
+                }
+            default:
+                break
+            }
+        }
+        guard let length, length > 0 else { return .none }
+        return .length(length)
     }
 
     /// What a request head asks for, before its body (if any) is read.
@@ -301,18 +479,48 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         guard case .post(let head, let server, let socket, var decoder, let error) = self.state else { return }
         guard error == nil else { return }
         self.state = .waiting
+        guard self.settings.bodyBudget.reserve(body.readableBytes) else {
+            // Slow uploads together hold all the server allows: this one is refused.
+            self.releaseBody()
+            return self.respondError(
+                context: context,
+                head: head,
+                server: server,
+                error: .bodyBudgetExhausted,
+                close: true,
+                drain: true
+            )
+        }
+        self.heldBodyBytes += body.readableBytes
         do {
             try decoder.append(body)
             self.state = .post(head, server, socket, decoder, nil)
         } catch .payloadTooLarge {
             // Refuse while the body is still arriving, so it is never buffered whole.
-            socket.eventLoop.execute { socket.session.value.close(reason: .payloadTooLarge) }
-            let error = EngineIOError(code: 3, message: "Payload too large", httpStatus: 413)
-            self.state = .waiting
-            self.respondError(context: context, head: head, server: server, error: error, close: true, drain: true)
+            self.refuseLargePost(context: context, head: head, server: server, socket: socket)
         } catch {
             self.state = .post(head, server, socket, decoder, error)
         }
+    }
+
+    /// A POST body over `maxPayload`: 413, and the session closes (reason "payload too large").
+    private func refuseLargePost(
+        context: ChannelHandlerContext,
+        head: HTTPRequestHead,
+        server: EngineIOServer,
+        socket: EngineIOSocket
+    ) {
+        self.releaseBody()
+        socket.eventLoop.execute { socket.session.value.close(reason: .payloadTooLarge) }
+        self.state = .waiting
+        self.respondError(
+            context: context,
+            head: head,
+            server: server,
+            error: .payloadTooLarge,
+            close: true,
+            drain: true
+        )
     }
 
     private func receivedEnd(context: ChannelHandlerContext) {
@@ -324,9 +532,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             context.close(promise: nil)
         case .answerAtEnd(let head, let route):
             self.state = .waiting
+            self.deadline = nil
             self.answer(context: context, head: head, route: route)
         case .post(let head, let server, let socket, var decoder, let error):
             self.state = .waiting
+            self.deadline = nil
+            self.releaseBody()
             var packets: [EngineIOPacket] = []
             var failure = error
             if failure == nil {
@@ -635,7 +846,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func respondError(
         context: ChannelHandlerContext,
         head: HTTPRequestHead,
-        server: EngineIOServer,
+        server: EngineIOServer?,
         error: EngineIOError,
         close: Bool,
         drain: Bool = false
@@ -664,6 +875,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         close: Bool,
         drain: Bool = false
     ) {
+        // Whatever the client still owed is moot now (a keep-alive connection waits for its
+        // next head below).
+        self.deadline = nil
         var headers = headers
         if let cors = server?.configuration.cors {
             for (name, value) in cors.headers(origin: head.headers.first(name: "origin")) {
@@ -710,22 +924,31 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     static let closeLinger: TimeAmount = .seconds(2)
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A request NIO's parser refused: answer 400 and end the connection, which cannot be
-        // parsed any further. (NIO's pipelining handler delivers parse errors only once earlier
-        // responses are complete, and this handler writes each response whole, so no response is
-        // ever half-written here; this is what NIO's HTTPServerProtocolErrorHandler did, without a
-        // handler of its own in every connection's pipeline.)
-        guard error is HTTPParserError else { return }
+        // A request the codec in front refused (NIO's parser, or HTTPSimpleCodec's limits):
+        // answer and end the connection, which cannot be read any further. (Both codecs deliver
+        // such errors only once earlier responses are complete, and this handler writes each
+        // response whole, so no response is ever half-written here; this is what NIO's
+        // HTTPServerProtocolErrorHandler did, without a handler of its own in every connection's
+        // pipeline.)
+        guard let refusal = HTTPRequestError.answering(error) else { return }
+        self.deadline = nil
         switch self.state {
+        case .post(let head, let server, let socket, _, _) where refusal.status == .payloadTooLarge:
+            // A chunked POST over the limits: as for any POST body over `maxPayload`.
+            self.refuseLargePost(context: context, head: head, server: server, socket: socket)
         case .closing, .drainingThenClose:
             // A response is already out (or the connection is going anyway): just end it.
+            self.releaseBody()
             self.state = .closing
             context.close(promise: nil)
-        default:
+        case .idle, .answerAtEnd, .post, .waiting:
+            self.releaseBody()
             self.state = .closing
             let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
             context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                self.wrapOutboundOut(
+                    .head(HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers))
+                ),
                 promise: nil
             )
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)

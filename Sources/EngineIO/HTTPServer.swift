@@ -51,9 +51,10 @@ public struct WebSocketEchoConfiguration: Sendable {
 
 /// The HTTP/1.1 server that carries one or more Engine.IO endpoints on one port.
 ///
-/// It owns the listening socket and its connections: NIO's HTTP/1.1 codec (keep-alive, pipelining,
-/// chunked bodies, an 80 KiB header limit answered with 400), WebSocket upgrades, and graceful
-/// shutdown. ``run(onListening:)`` serves until its task is cancelled.
+/// It owns the listening socket and its connections: HTTP/1.1 (keep-alive, pipelining, chunked
+/// bodies) with request heads, bodies and the time to send them bounded (see ``Configuration``),
+/// WebSocket upgrades, and graceful shutdown. ``run(onListening:)`` serves until its task is
+/// cancelled.
 public final class HTTPServer: Sendable {
     /// Options of the HTTP server.
     public struct Configuration: Sendable {
@@ -65,6 +66,24 @@ public final class HTTPServer: Sendable {
         /// complete request head; slower clients (slowloris) are disconnected. Default 10 s:
         /// browsers send a whole head in one write, so only stalled or hostile clients hit it.
         public var requestHeaderTimeout: TimeAmount = .seconds(10)
+        /// The longest request head, in bytes (the request line and header lines); a longer one
+        /// is answered 431 and its connection closed, without buffering more of it. Default
+        /// 16 KiB, Node's `maxHeaderSize`: a browser's heads are well under 2 KiB, and a
+        /// stalled head holds at most this much until ``requestHeaderTimeout``.
+        public var maxRequestHeadSize: Int = 16 * 1024
+        /// Time a client has, from the end of a request head, to send all of its body; a slower
+        /// one is answered 408 and its connection closed. Default 30 s: a body of the default
+        /// `maxPayload` (1 MB) arrives in time at 35 KB/s, while a stalled upload no longer holds
+        /// its connection and bytes for ever. (Node's `requestTimeout`, 300 s, counts the head
+        /// too.)
+        public var requestBodyTimeout: TimeAmount = .seconds(30)
+        /// The most bytes that long-polling POST bodies still being received may hold together,
+        /// across every connection; the body that would exceed it is answered 503 (and its
+        /// connection closed), the others go on. Default 32 MiB (32 bodies of the default
+        /// `maxPayload` at once): ordinary polling bodies are a few hundred bytes and are read
+        /// within milliseconds, so only many slow uploads at once reach it, and those are what
+        /// it stops. Node has no such bound.
+        public var maxBufferedRequestBodyBytes: Int = 32 << 20
         /// Longest time shutdown waits for sessions to be told before connections are closed.
         /// Default 5 s.
         public var shutdownTimeout: TimeAmount = .seconds(5)
@@ -94,6 +113,9 @@ public final class HTTPServer: Sendable {
 
     struct Settings: Sendable {
         var requestHeaderTimeout: TimeAmount
+        var requestBodyTimeout: TimeAmount
+        var limits: HTTPRequestLimits
+        var bodyBudget: RequestBodyBudget
         var isSecure: Bool
         var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse
         var files: (@Sendable (HTTPRequestHead) -> HTTPFallbackResponse?)?
@@ -126,6 +148,12 @@ public final class HTTPServer: Sendable {
         let group = self.configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         let settings = Settings(
             requestHeaderTimeout: self.configuration.requestHeaderTimeout,
+            requestBodyTimeout: self.configuration.requestBodyTimeout,
+            limits: HTTPRequestLimits(
+                maxHeadSize: self.configuration.maxRequestHeadSize,
+                maxBodySize: self.endpoints.map(\.configuration.maxPayload).max() ?? 1_000_000
+            ),
+            bodyBudget: RequestBodyBudget(limit: self.configuration.maxBufferedRequestBodyBytes),
             isSecure: self.configuration.isSecure,
             fallback: self.configuration.fallback,
             files: self.configuration.files,

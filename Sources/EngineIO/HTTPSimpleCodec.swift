@@ -9,11 +9,14 @@ import NIOHTTP1
 ///
 /// Between it and ``HTTPRequestHandler`` travel the same parts as with NIO's codec, with the
 /// same pipelining rule: a request is delivered once the response to the one before it has
-/// ended, and reading stops while a further request waits. A request head it does not read
-/// (anything unusual, `Transfer-Encoding`, an `Upgrade` or `Expect` header, a head over
+/// ended, and reading stops while a further request waits. Chunked bodies are read by
+/// ``HTTPChunkedDecoder``; a body it refuses (a chunk over the limits, extensions over 16 KiB, a
+/// malformed coding) is reported to ``HTTPRequestHandler`` as an ``HTTPRequestError``, which
+/// answers it, and nothing after it is read. A request head it does not read (anything unusual,
+/// another transfer coding, an `Upgrade` or `Expect` header, a head over
 /// ``HTTPFastHead/maxLength``) arrives between requests: it then installs NIO's codec after
-/// itself, hands it the bytes unchanged and leaves, so that NIO's parser answers (or refuses)
-/// everything it does not handle.
+/// itself (held to the same limits), hands it the bytes unchanged and leaves, so that NIO's
+/// parser answers (or refuses) everything it does not handle.
 final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPServerRequestPart
@@ -23,11 +26,15 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Reading {
         case head
         case body(remaining: Int)
+        case chunked(HTTPChunkedDecoder)
+        /// A body was refused: nothing more is read (the connection is being closed).
+        case failed
     }
 
     /// Bodies up to this size are copied behind their response head (one buffer to write).
     static let coalescedBodyLimit = 16_384
 
+    private let limits: HTTPRequestLimits
     private var reading = Reading.head
     /// Bytes read and not yet delivered.
     private var buffered: ByteBuffer?
@@ -44,6 +51,12 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private var pending: ByteBuffer?
     /// A response has ended since the last flush.
     private var responseEnded = false
+
+    /// - Parameter limits: what heads and chunked bodies are held to (and the NIO codec it may
+    ///   hand over to).
+    init(limits: HTTPRequestLimits) {
+        self.limits = limits
+    }
 
     // MARK: Requests
 
@@ -84,23 +97,56 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
                     self.reading = .body(remaining: remaining - count)
                     context.fireChannelRead(Self.wrapInboundOut(.body(part)))
                 }
+            case .chunked(var decoder):
+                let event: HTTPChunkedDecoder.Event?
+                do {
+                    event = try decoder.next(from: &bytes)
+                } catch {
+                    self.reading = .failed
+                    self.buffered = nil
+                    context.fireErrorCaught(HTTPRequestError(error))
+                    return
+                }
+                self.buffered = bytes
+                switch event {
+                case nil:
+                    self.reading = .chunked(decoder)
+                case .data(let part):
+                    self.reading = .chunked(decoder)
+                    context.fireChannelRead(Self.wrapInboundOut(.body(part)))
+                case .end:
+                    self.reading = .head
+                    self.awaitingResponse = true
+                    context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+                }
+            case .failed:
+                self.buffered = nil
             case .head:
                 if self.awaitingResponse { return }
-                switch HTTPFastHead.read(bytes) {
+                switch HTTPFastHead.read(bytes, limit: self.limits.maxHeadSize) {
                 case .needMore:
                     return
                 case .notHandled, .head(_, _, _, special: true):
                     return self.handOver(context: context, bytes: bytes)
-                case .head(let head, let length, let bodyLength, special: false):
+                case .head(let head, let length, let body, special: false):
                     bytes.moveReaderIndex(forwardBy: length)
                     self.buffered = bytes
-                    if bodyLength > 0 {
-                        self.reading = .body(remaining: bodyLength)
-                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
-                    } else {
+                    switch body {
+                    case .length(0):
                         self.awaitingResponse = true
                         context.fireChannelRead(Self.wrapInboundOut(.head(head)))
                         context.fireChannelRead(Self.wrapInboundOut(.end(nil)))
+                    case .length(let length):
+                        self.reading = .body(remaining: length)
+                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
+                    case .chunked:
+                        self.reading = .chunked(
+                            HTTPChunkedDecoder(
+                                maxBodySize: self.limits.maxBodySize,
+                                maxTrailerSize: self.limits.maxHeadSize
+                            )
+                        )
+                        context.fireChannelRead(Self.wrapInboundOut(.head(head)))
                     }
                 }
             }
@@ -123,12 +169,7 @@ final class HTTPSimpleCodec: ChannelDuplexHandler, RemovableChannelHandler {
         self.buffered = nil
         let pipeline = context.pipeline.syncOperations
         do {
-            try pipeline.configureHTTPServerPipeline(
-                position: .after(self),
-                withPipeliningAssistance: true,
-                // Parse errors are answered (400) by HTTPRequestHandler itself.
-                withErrorHandling: false
-            )
+            try self.limits.addNIOCodec(to: pipeline, position: .after(self))
         } catch {
             context.close(promise: nil)
             return

@@ -122,3 +122,88 @@ public enum RawHTTP {
         return Response(status: status, headers: headers, body: String(text[split.upperBound...]))
     }
 }
+
+/// A blocking loopback connection for tests that send a request in pieces (or never finish it)
+/// and read what the server answers meanwhile. Every read is bounded by the timeout.
+///
+/// `@unchecked Sendable`: used from one thread at a time (handed over through `blocking`).
+public final class RawConnection: @unchecked Sendable {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to 127.0.0.1:`port`.
+    public init(port: Int, timeoutSeconds: Int = 5) throws {
+        self.fd = try RawHTTP.connectedSocket(port: port, timeoutSeconds: timeoutSeconds)
+    }
+
+    deinit { close(self.fd) }
+
+    /// Sends `text` (or as much as the server takes before it closes: `false` then).
+    @discardableResult
+    public func send(_ text: String) -> Bool { self.send(Array(text.utf8)) }
+
+    /// Sends `bytes`; `false` when the connection failed first.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            guard n > 0 else { return false }
+            sent += n
+        }
+        return true
+    }
+
+    /// Reads one response (its head, then a `Content-Length` body).
+    ///
+    /// - Throws: when the connection closes or the timeout passes first.
+    public func response() throws -> RawHTTP.Response {
+        while true {
+            if let end = self.headEnd() {
+                let head = try RawHTTP.parse(Array(self.buffer[..<(end + 4)]))
+                let length = Int(head.header("content-length") ?? "0") ?? 0
+                while self.buffer.count < end + 4 + length {
+                    guard try self.fill() else { throw RawHTTP.Failure(description: "closed in a body") }
+                }
+                let body = String(decoding: self.buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                self.buffer.removeFirst(end + 4 + length)
+                return RawHTTP.Response(status: head.status, headers: head.headers, body: body)
+            }
+            guard try self.fill() else {
+                throw RawHTTP.Failure(description: "closed before a response (\(self.buffer.count) bytes)")
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (end of stream, or a reset) within the timeout,
+    /// reading and dropping anything before that.
+    public func isClosedByServer() -> Bool {
+        while true {
+            do {
+                guard try self.fill() else { return true }
+            } catch {
+                return errno == ECONNRESET
+            }
+        }
+    }
+
+    private func headEnd() -> Int? {
+        guard self.buffer.count >= 4 else { return nil }
+        for i in 0...(self.buffer.count - 4)
+        where self.buffer[i] == 13 && self.buffer[i + 1] == 10 && self.buffer[i + 2] == 13 && self.buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
+    }
+
+    private func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { throw RawHTTP.Failure(description: "read failed or timed out (errno \(errno))") }
+        if n == 0 { return false }
+        self.buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+}
