@@ -125,6 +125,24 @@ struct SocketIOServerCommand: AsyncParsableCommand {
     var requestHeaderTimeout: Int64 = 10_000
 
     @Option(
+        name: .customLong("max-http-header-size"),
+        help: "Longest request head in bytes (Node's maxHeaderSize); longer gets 431."
+    )
+    var maxHTTPHeaderSize: Int = 16 * 1024
+
+    @Option(
+        name: .customLong("request-body-timeout"),
+        help: "Milliseconds a client has, after a request head, to send its body; slower gets 408."
+    )
+    var requestBodyTimeout: Int64 = 30_000
+
+    @Option(
+        name: .customLong("max-buffered-body-bytes"),
+        help: "Most bytes that POST bodies still arriving may hold together (all connections); more gets 503."
+    )
+    var maxBufferedBodyBytes: Int = 32 << 20
+
+    @Option(
         name: .customLong("connect-timeout"),
         help: "Milliseconds a new connection has to join a namespace before it is closed."
     )
@@ -135,6 +153,18 @@ struct SocketIOServerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-attachments"), help: "Most binary attachments per Socket.IO packet.")
     var maxAttachments: Int = 64
+
+    @Option(
+        name: .customLong("max-attachment-bytes"),
+        help: "Most bytes the attachments of one Socket.IO packet may add up to."
+    )
+    var maxAttachmentBytes: Int = 10_000_000
+
+    @Option(
+        name: .customLong("attachment-timeout"),
+        help: "Milliseconds the binary attachments of a Socket.IO packet may take to arrive."
+    )
+    var attachmentTimeout: Int64 = 30_000
 
     @Option(
         name: .customLong("static"),
@@ -328,6 +358,12 @@ struct SocketIOServerCommand: AsyncParsableCommand {
         var http = HTTPServer.Configuration()
         http.port = self.port
         http.logger = logger
+        // The request limits hold in every profile (the conformance profile keeps their defaults).
+        if self.profile != .conformance {
+            http.maxRequestHeadSize = self.maxHTTPHeaderSize
+            http.requestBodyTimeout = .milliseconds(self.requestBodyTimeout)
+            http.maxBufferedRequestBodyBytes = self.maxBufferedBodyBytes
+        }
         switch self.profile {
         case .conformance:
             http.host = "127.0.0.1"
@@ -385,6 +421,8 @@ struct SocketIOServerCommand: AsyncParsableCommand {
             config.connectTimeout = .milliseconds(self.connectTimeout)
             config.defaultAckTimeout = .milliseconds(self.ackTimeout)
             config.maxAttachments = self.maxAttachments
+            config.maxAttachmentBytes = self.maxAttachmentBytes
+            config.attachmentTimeout = .milliseconds(self.attachmentTimeout)
             if self.profile == .engineioEcho {
                 var engine = config.engine
                 engine.maxBufferedBytes = config.maxQueuedBytes
