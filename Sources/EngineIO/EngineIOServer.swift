@@ -13,9 +13,16 @@ public final class EngineIOServer: Sendable {
     private let table: NIOLockedValueBox<SessionTable>
 
     struct SessionTable {
-        var sessions: [HashedKey: EngineIOSocket] = [:]
+        var sessions: [HashedKey: Entry] = [:]
         /// One flush scheduler per event loop that has carried a WebSocket.
         var flushSchedulers: [ObjectIdentifier: WebSocketFlushScheduler] = [:]
+
+        /// One open session, and the turns its requests have taken.
+        struct Entry {
+            let socket: EngineIOSocket
+            /// The turn the next request to arrive takes (see ``EngineIOSession/inTurn(_:_:)``).
+            var nextTurn: UInt64 = 0
+        }
     }
 
     /// The flush scheduler of `loop` (made on first use).
@@ -49,7 +56,26 @@ public final class EngineIOServer: Sendable {
     /// - Returns: its handle.
     public func session(id sid: String) -> EngineIOSocket? {
         let key = HashedKey(sid)
-        return self.table.withLockedValue { $0.sessions[key] }
+        return self.table.withLockedValue { $0.sessions[key]?.socket }
+    }
+
+    /// The open session with id `sid` and the turn of a request that has just arrived for it (on
+    /// any event loop): the session applies its requests in the order of their turns (see
+    /// ``EngineIOSession/inTurn(_:_:)``).
+    func sessionForRequest(id sid: String) -> (socket: EngineIOSocket, turn: UInt64)? {
+        let key = HashedKey(sid)
+        return self.table.withLockedValue { table in
+            guard let index = table.sessions.index(forKey: key) else { return nil }
+            let entry = table.sessions.values[index]
+            table.sessions.values[index].nextTurn += 1
+            return (entry.socket, entry.nextTurn)
+        }
+    }
+
+    /// The turn of a request for `socket`'s session that has just arrived, or `nil` when the
+    /// session has closed (its requests then need no order: they all find it closed).
+    func turn(of socket: EngineIOSocket) -> UInt64? {
+        self.sessionForRequest(id: socket.id)?.turn
     }
 
     /// Runs the `allowRequest` hook (if any) for a handshake.
@@ -87,7 +113,7 @@ public final class EngineIOServer: Sendable {
             guard table.sessions.count < self.configuration.maxSessions, table.sessions[key] == nil else {
                 return false
             }
-            table.sessions[key] = session.handle
+            table.sessions[key] = SessionTable.Entry(socket: session.handle)
             return true
         }
         guard inserted else { return nil }
@@ -111,7 +137,7 @@ public final class EngineIOServer: Sendable {
     /// - Returns: a future that completes once every session has been closed.
     @discardableResult
     public func closeAllSessions(reason: EngineIOCloseReason) -> EventLoopFuture<Void>? {
-        let sockets = self.table.withLockedValue { Array($0.sessions.values) }
+        let sockets = self.table.withLockedValue { $0.sessions.values.map(\.socket) }
         guard let first = sockets.first else { return nil }
         let futures = sockets.map { socket in
             socket.eventLoop.submit { socket.session.value.close(reason: reason) }

@@ -42,6 +42,10 @@ final class EngineIOSession: LoopTimerTarget {
     /// rather than the first alone and the rest with the next poll.
     private var holdingPollAnswer = false
     private var heldPollAnswer: [EngineIOPacket]?
+    /// The turn of the request that applies next, and the requests that arrived here before
+    /// their turn (see ``inTurn(_:_:)``).
+    private var nextTurn: UInt64 = 0
+    private var earlyRequests: [UInt64: () -> Void] = [:]
     /// The slow-consumer limits of the WebSocket queue (from the configuration, read once).
     private let limits: (packets: Int, bytes: Int)
     /// A handle for the application. Made on demand: a stored handle would hold the session
@@ -206,6 +210,30 @@ final class EngineIOSession: LoopTimerTarget {
         case .open, .close, .ping, .pong, .message, .binaryMessage, .noop, .encodedMessage:
             // Anything else during the upgrade handshake aborts it, as in the reference server.
             self.abandonUpgrade()
+        }
+    }
+
+    // MARK: Request order
+
+    /// Applies a request in the order requests arrived, whichever event loops they arrived on.
+    ///
+    /// A request takes its turn from the session table when it arrives (``EngineIOServer``), and
+    /// then hops here; a request from another loop can be overtaken on the way by a later one
+    /// from this loop (a long-poll GET by the POST that closes the session, which would leave the
+    /// GET unknown instead of answered). One that arrives before its turn waits for the earlier
+    /// ones, as they would have been applied in a single-threaded server. `turn` is `nil` for a
+    /// request that arrived after the session closed (order no longer matters).
+    func inTurn(_ turn: UInt64?, _ request: @escaping () -> Void) {
+        guard let turn else { return request() }
+        guard turn == self.nextTurn else {
+            self.earlyRequests[turn] = request
+            return
+        }
+        request()
+        self.nextTurn += 1
+        while let next = self.earlyRequests.removeValue(forKey: self.nextTurn) {
+            next()
+            self.nextTurn += 1
         }
     }
 

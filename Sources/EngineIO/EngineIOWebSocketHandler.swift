@@ -312,6 +312,23 @@ final class EngineIOWebSocketHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     private func forward(_ packet: EngineIOPacket) {
+        if case .upgrade = self.mode, let server, let socket = self.socket, let id = self.connectionID {
+            // Until the upgrade packet has gone, the packets of an upgrading WebSocket take their
+            // turn among the session's polling requests (which may arrive on other loops), so
+            // that the upgrade takes effect where the client put it: a poll the client sends
+            // right after its `5` finds the session upgraded (Engine.IO v4 upgrade, step 5).
+            if case .upgrade = packet { self.mode = .opened }
+            let turn = server.turn(of: socket)
+            if let session = self.localSession {
+                session.inTurn(turn) { session.received(packet, viaConnection: id) }
+            } else {
+                socket.eventLoop.execute {
+                    let session = socket.session.value
+                    session.inTurn(turn) { session.received(packet, viaConnection: id) }
+                }
+            }
+            return
+        }
         if let session = self.localSession {
             session.received(packet, viaConnection: self.connectionID)
             return

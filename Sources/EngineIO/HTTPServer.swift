@@ -116,6 +116,8 @@ public final class HTTPServer: Sendable {
         var requestBodyTimeout: TimeAmount
         var limits: HTTPRequestLimits
         var bodyBudget: RequestBodyBudget
+        /// Every event loop of the server (see ``HTTPRequestHandler``'s close barrier).
+        var eventLoops: [any EventLoop] = []
         var isSecure: Bool
         var fallback: @Sendable (HTTPRequestHead) -> HTTPFallbackResponse
         var files: (@Sendable (HTTPRequestHead) -> HTTPFallbackResponse?)?
@@ -146,7 +148,7 @@ public final class HTTPServer: Sendable {
     /// - Throws: when binding fails.
     public func run(onListening: @Sendable (SocketAddress) -> Void = { _ in }) async throws {
         let group = self.configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
-        let settings = Settings(
+        var base = Settings(
             requestHeaderTimeout: self.configuration.requestHeaderTimeout,
             requestBodyTimeout: self.configuration.requestBodyTimeout,
             limits: HTTPRequestLimits(
@@ -159,6 +161,8 @@ public final class HTTPServer: Sendable {
             files: self.configuration.files,
             logger: self.configuration.logger
         )
+        base.eventLoops = Array(group.makeIterator())
+        let settings = base
         let maxFrameSize = max(
             (self.endpoints.map { $0.configuration.maxPayload } + [
                 self.configuration.webSocketEcho?.maxMessageSize ?? 0
