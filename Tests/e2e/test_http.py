@@ -385,8 +385,8 @@ def test_first_request_fast_path_and_its_hand_overs(start_server):
 
 def test_keep_alive_polling_codec_and_its_hand_over_to_nio(conformance_server):
     """Keep-alive long-polling requests are read by the server's own HTTP codec (GET, POST with
-    a Content-Length, OPTIONS); a request it does not read (a chunked body, an upgrade) hands the
-    connection to NIO's HTTP parser between two requests, and the connection goes on: a body
+    a Content-Length or a chunked body, OPTIONS); a request it does not read (an upgrade) hands
+    the connection to NIO's HTTP parser between two requests, and the connection goes on: a body
     arriving in pieces, a chunked POST, then the WebSocket upgrade of the same session on the
     same connection."""
     port = conformance_server.port
@@ -412,7 +412,7 @@ def test_keep_alive_polling_codec_and_its_hand_over_to_nio(conformance_server):
         r = await asyncio.wait_for(rawclient.read_response(reader, "POST"), 10)
         assert (r.status, r.text) == (200, "ok"), r
         assert (await send(rawclient.build_request("GET", path, keep_alive=True))).text == "4pieces"
-        # A chunked body: NIO's parser takes over from here.
+        # A chunked body, read by the same codec.
         chunked = (f"POST {path} HTTP/1.1\r\nHost: {rawclient.HOST}\r\nContent-Type: text/plain;charset=UTF-8\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n3\r\n4ch\r\n5\r\nunked\r\n0\r\n\r\n").encode()
         r = await send(chunked, "POST")
