@@ -22,6 +22,9 @@ public final class EngineIOServer: Sendable {
             let socket: EngineIOSocket
             /// The turn the next request to arrive takes (see ``EngineIOSession/inTurn(_:_:)``).
             var nextTurn: UInt64 = 0
+            /// A WebSocket upgrade was accepted and has not failed: its first packets (the probe,
+            /// the upgrade) may be read on another loop at the moment a long-polling request is.
+            var upgrading = false
         }
     }
 
@@ -69,6 +72,24 @@ public final class EngineIOServer: Sendable {
             let entry = table.sessions.values[index]
             table.sessions.values[index].nextTurn += 1
             return (entry.socket, entry.nextTurn)
+        }
+    }
+
+    /// Whether a WebSocket upgrade of session `sid` is under way (or done).
+    func isUpgrading(_ sid: String) -> Bool {
+        let key = HashedKey(sid)
+        return self.table.withLockedValue { $0.sessions[key]?.upgrading ?? false }
+    }
+
+    /// Records that a WebSocket upgrade of session `sid` starts (or, with `false`, that it
+    /// failed); returns whether the session is open.
+    @discardableResult
+    func setUpgrading(_ sid: String, _ upgrading: Bool) -> Bool {
+        let key = HashedKey(sid)
+        return self.table.withLockedValue { table in
+            guard let index = table.sessions.index(forKey: key) else { return false }
+            table.sessions.values[index].upgrading = upgrading
+            return true
         }
     }
 

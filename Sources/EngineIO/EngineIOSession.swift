@@ -28,6 +28,8 @@ final class EngineIOSession: LoopTimerTarget {
     /// heartbeat never needs both.
     private let heartbeatTimer = LoopTimer()
     private var awaitingPong = false
+    /// When the pong awaited is due (while `awaitingPong`).
+    private var pongDeadline = NIODeadline.distantFuture
     /// Made for an upgrade, when one starts.
     private var upgradeTimer: LoopTimer?
     /// The application's per-session state (see ``EngineIOSocket/attachment``).
@@ -159,6 +161,7 @@ final class EngineIOSession: LoopTimerTarget {
             // The timeout is armed when the ping is queued, whether or not a long-poll is waiting
             // to carry it (Engine.IO v4 heartbeat has no grace period).
             self.awaitingPong = true
+            self.pongDeadline = timeout
             self.heartbeatTimer.arm(at: timeout, on: self.eventLoop, target: self)
             self.send(.ping(""))
         case .closeSession:
@@ -245,7 +248,20 @@ final class EngineIOSession: LoopTimerTarget {
         case rejected(EngineIOError)
     }
 
+    /// Closes the session when its pong is overdue but the timer has not fired yet: a loop
+    /// handles the I/O that woke it before its timers, so a request read in the same wake-up as
+    /// the deadline would otherwise still find the session open (Engine.IO v4 has no grace
+    /// period: at handshake + pingInterval + pingTimeout the session is gone).
+    private func closeIfPongOverdue() {
+        guard self.awaitingPong, self.pongDeadline <= .now() else { return }
+        let action = self.heartbeat.pongTimerFired(now: .now())
+        guard case .closeSession = action else { return }
+        self.awaitingPong = false
+        self.apply(action)
+    }
+
     func pollReceived(promise: EventLoopPromise<PollAnswer>, token: UInt64) {
+        self.closeIfPongOverdue()
         switch self.transport.pollRequestReceived() {
         case .answer(let packets):
             promise.succeed(self.pollAnswer(packets))
@@ -278,6 +294,7 @@ final class EngineIOSession: LoopTimerTarget {
     }
 
     func postReceived() -> PostOutcome {
+        self.closeIfPongOverdue()
         switch self.transport.postReceived() {
         case .accept: return .accepted
         case .overlap:
@@ -328,6 +345,7 @@ final class EngineIOSession: LoopTimerTarget {
 
     private func abandonUpgrade() {
         guard self.transport.upgradeFailed() else { return }
+        self.server.setUpgrading(self.id, false)
         self.upgradeTimer?.cancel()
         self.candidate?.close(code: .normalClosure, closePacket: false)
         self.candidate = nil
@@ -336,7 +354,10 @@ final class EngineIOSession: LoopTimerTarget {
     func websocketClosed(_ connection: WebSocketConnection, reason: EngineIOCloseReason) {
         if let candidate, candidate.id == connection.id {
             self.candidate = nil
-            if self.transport.upgradeFailed() { self.upgradeTimer?.cancel() }
+            if self.transport.upgradeFailed() {
+                self.upgradeTimer?.cancel()
+                self.server.setUpgrading(self.id, false)
+            }
         } else if let websocket, websocket.id == connection.id {
             self.close(reason: reason)
         }

@@ -691,6 +691,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     private func poll(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer, sid: String) {
+        if self.settings.eventLoops.count > 1, server.isUpgrading(sid) {
+            // While the session upgrades, its WebSocket's probe and upgrade packets may be read
+            // on another loop at the moment this poll is; sent first, they must take effect
+            // first (a poll sent after the `5` is refused), as in a single-threaded server.
+            Self.afterPendingReads(on: self.settings.eventLoops, from: context.eventLoop).assumeIsolated()
+                .whenComplete { _ in
+                    guard let context = self.context, case .waiting = self.state else { return }
+                    self.startPoll(context: context, head: head, server: server, sid: sid)
+                }
+        } else {
+            self.startPoll(context: context, head: head, server: server, sid: sid)
+        }
+    }
+
+    private func startPoll(context: ChannelHandlerContext, head: HTTPRequestHead, server: EngineIOServer, sid: String) {
         guard let (socket, turn) = server.sessionForRequest(id: sid) else {
             return self.respondError(context: context, head: head, server: server, error: .unknownSid, close: false)
         }
@@ -768,13 +783,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
             }
             if socket.eventLoop.inEventLoop { work() } else { socket.eventLoop.execute(work) }
         }
-        if self.settings.eventLoops.count > 1, packets.contains(.close) {
+        if self.settings.eventLoops.count > 1, packets.contains(.close) || server.isUpgrading(socket.id) {
             // A close ends the session for every request after it; one that reached another
             // event loop at the same moment (a long-poll sent with it) must still take effect
             // first, as in a single-threaded server, where a POST's body is applied only after
-            // the requests read with it. So every loop first reads what has arrived, then the
-            // close takes its turn.
-            Self.afterPendingReads(on: self.settings.eventLoops, from: context.eventLoop, then: apply)
+            // the requests read with it. Likewise the packets of an upgrading WebSocket sent
+            // before this POST. So every loop first reads what has arrived, then the POST takes
+            // its turn.
+            Self.afterPendingReads(on: self.settings.eventLoops, from: context.eventLoop).whenComplete { _ in apply() }
         } else {
             apply()
         }
@@ -798,21 +814,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
         }
     }
 
-    /// Runs `body` on `loop` once every loop of `loops` has handled the reads that were pending
+    /// Completes on `loop` once every loop of `loops` has handled the reads that were pending
     /// when it was called: a task runs after the I/O that woke its loop, and a loop that was
     /// busy runs it within its current tick, before it polls again, hence a few rounds (3: none
     /// of 1 000 simultaneous poll-and-close pairs was misordered in the debug build, against 10
-    /// of 500 with 2). Only closes wait for it (once per session), so its cost, a few hops
-    /// between loops, is paid rarely.
+    /// of 500 with 2). Only closes and the requests of an upgrading session wait for it (once or
+    /// twice per session), so its cost, a few hops between loops, is paid rarely.
     private static func afterPendingReads(
         on loops: [any EventLoop],
         from loop: any EventLoop,
-        rounds: Int = 3,
-        then body: @escaping @Sendable () -> Void
-    ) {
-        guard rounds > 0 else { return body() }
-        EventLoopFuture.andAllComplete(loops.map { $0.submit {} }, on: loop).whenComplete { _ in
-            Self.afterPendingReads(on: loops, from: loop, rounds: rounds - 1, then: body)
+        rounds: Int = 3
+    ) -> EventLoopFuture<Void> {
+        guard rounds > 0 else { return loop.makeSucceededVoidFuture() }
+        return EventLoopFuture.andAllComplete(loops.map { $0.submit {} }, on: loop).flatMap {
+            Self.afterPendingReads(on: loops, from: loop, rounds: rounds - 1)
         }
     }
 

@@ -301,7 +301,10 @@ public final class HTTPServer: Sendable {
             let echo = self.configuration.webSocketEcho ?? WebSocketEchoConfiguration()
             return loop.makeSucceededFuture(.accept(accept(echo.perMessageDeflate, self.configuration.logger)))
         case .upgrade(let server, let sid):
-            guard server.session(id: sid) != nil else { return loop.makeSucceededFuture(.refuse(.unknownSid)) }
+            // From now on, polling requests of the session first let every loop read what has
+            // arrived (see HTTPRequestHandler), so that the WebSocket's probe and upgrade packets,
+            // sent before them, take effect before them.
+            guard server.setUpgrading(sid, true) else { return loop.makeSucceededFuture(.refuse(.unknownSid)) }
             let accepted = accept(server.configuration.perMessageDeflate, server.configuration.logger)
             return loop.makeSucceededFuture(.accept(accepted))
         case .handshake(let server):

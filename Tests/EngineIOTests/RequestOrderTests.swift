@@ -1,4 +1,5 @@
 import EngineIOCore
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -13,8 +14,10 @@ import Testing
 @Suite struct RequestOrderTests {
     private let loop = EmbeddedEventLoop()
 
-    private func openSession() throws -> (EngineIOServer, EngineIOSession) {
-        let server = EngineIOServer(configuration: EngineIOConfiguration(), application: EngineIOEchoApplication())
+    private func openSession(
+        _ configuration: EngineIOConfiguration = EngineIOConfiguration()
+    ) throws -> (EngineIOServer, EngineIOSession) {
+        let server = EngineIOServer(configuration: configuration, application: EngineIOEchoApplication())
         let uri = "/socket.io/?EIO=4&transport=polling"
         let request = EngineIORequestInfo(
             method: .GET,
@@ -89,5 +92,27 @@ import Testing
         let next = try #require(server.turn(of: socket))
         session.inTurn(next) { applied.append(next) }
         #expect(applied.last == next)
+    }
+
+    @Test func aPollReadAfterThePongDeadlineFindsTheSessionClosedBeforeItsTimerFires() throws {
+        // A loop handles the I/O that woke it before its timers: a poll read in the wake-up of the
+        // pong deadline must not find the session open (the official suite polls at handshake +
+        // pingInterval + pingTimeout and expects 400).
+        var configuration = EngineIOConfiguration()
+        configuration.pingInterval = .milliseconds(20)
+        configuration.pingTimeout = .milliseconds(20)
+        let (server, session) = try self.openSession(configuration)
+        // The ping timer fires (the session's clock is the wall clock: let it pass first).
+        Thread.sleep(forTimeInterval: 0.03)
+        self.loop.advanceTime(to: .now())
+        // The pong is now awaited; its deadline passes, but its timer is not run.
+        Thread.sleep(forTimeInterval: 0.03)
+        #expect(server.session(id: session.id) != nil)
+        let poll = self.loop.makePromise(of: PollAnswer.self)
+        session.inTurn(server.turn(of: try #require(server.session(id: session.id)))) {
+            session.pollReceived(promise: poll, token: 1)
+        }
+        #expect(throws: EngineIOError.self) { try poll.futureResult.wait() }
+        #expect(server.session(id: session.id) == nil)
     }
 }
