@@ -20,8 +20,9 @@ public final class EngineIOServer: Sendable {
         /// One open session, and the turns its requests have taken.
         struct Entry {
             let socket: EngineIOSocket
-            /// The turn the next request to arrive takes (see ``EngineIOSession/inTurn(_:_:)``).
-            var nextTurn: UInt64 = 0
+            /// The turn the next request to arrive takes (see ``EngineIOSession/inTurn(_:_:)``;
+            /// 32 bits, wrapping: turns are only compared for equality, and never 2³² are in flight).
+            var nextTurn: UInt32 = 0
             /// A WebSocket upgrade was accepted and has not failed: its first packets (the probe,
             /// the upgrade) may be read on another loop at the moment a long-polling request is.
             var upgrading = false
@@ -65,12 +66,12 @@ public final class EngineIOServer: Sendable {
     /// The open session with id `sid` and the turn of a request that has just arrived for it (on
     /// any event loop): the session applies its requests in the order of their turns (see
     /// ``EngineIOSession/inTurn(_:_:)``).
-    func sessionForRequest(id sid: String) -> (socket: EngineIOSocket, turn: UInt64)? {
+    func sessionForRequest(id sid: String) -> (socket: EngineIOSocket, turn: UInt32)? {
         let key = HashedKey(sid)
         return self.table.withLockedValue { table in
             guard let index = table.sessions.index(forKey: key) else { return nil }
             let entry = table.sessions.values[index]
-            table.sessions.values[index].nextTurn += 1
+            table.sessions.values[index].nextTurn &+= 1
             return (entry.socket, entry.nextTurn)
         }
     }
@@ -95,7 +96,7 @@ public final class EngineIOServer: Sendable {
 
     /// The turn of a request for `socket`'s session that has just arrived, or `nil` when the
     /// session has closed (its requests then need no order: they all find it closed).
-    func turn(of socket: EngineIOSocket) -> UInt64? {
+    func turn(of socket: EngineIOSocket) -> UInt32? {
         self.sessionForRequest(id: socket.id)?.turn
     }
 

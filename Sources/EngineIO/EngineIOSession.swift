@@ -28,8 +28,6 @@ final class EngineIOSession: LoopTimerTarget {
     /// heartbeat never needs both.
     private let heartbeatTimer = LoopTimer()
     private var awaitingPong = false
-    /// When the pong awaited is due (while `awaitingPong`).
-    private var pongDeadline = NIODeadline.distantFuture
     /// Made for an upgrade, when one starts.
     private var upgradeTimer: LoopTimer?
     /// The application's per-session state (see ``EngineIOSocket/attachment``).
@@ -46,8 +44,8 @@ final class EngineIOSession: LoopTimerTarget {
     private var heldPollAnswer: [EngineIOPacket]?
     /// The turn of the request that applies next, and the requests that arrived here before
     /// their turn (see ``inTurn(_:_:)``).
-    private var nextTurn: UInt64 = 0
-    private var earlyRequests: [UInt64: () -> Void] = [:]
+    private var nextTurn: UInt32 = 0
+    private var earlyRequests: [UInt32: () -> Void] = [:]
     /// The slow-consumer limits of the WebSocket queue (from the configuration, read once).
     private let limits: (packets: Int, bytes: Int)
     /// A handle for the application. Made on demand: a stored handle would hold the session
@@ -161,7 +159,6 @@ final class EngineIOSession: LoopTimerTarget {
             // The timeout is armed when the ping is queued, whether or not a long-poll is waiting
             // to carry it (Engine.IO v4 heartbeat has no grace period).
             self.awaitingPong = true
-            self.pongDeadline = timeout
             self.heartbeatTimer.arm(at: timeout, on: self.eventLoop, target: self)
             self.send(.ping(""))
         case .closeSession:
@@ -226,17 +223,17 @@ final class EngineIOSession: LoopTimerTarget {
     /// GET unknown instead of answered). One that arrives before its turn waits for the earlier
     /// ones, as they would have been applied in a single-threaded server. `turn` is `nil` for a
     /// request that arrived after the session closed (order no longer matters).
-    func inTurn(_ turn: UInt64?, _ request: @escaping () -> Void) {
+    func inTurn(_ turn: UInt32?, _ request: @escaping () -> Void) {
         guard let turn else { return request() }
         guard turn == self.nextTurn else {
             self.earlyRequests[turn] = request
             return
         }
         request()
-        self.nextTurn += 1
+        self.nextTurn &+= 1
         while let next = self.earlyRequests.removeValue(forKey: self.nextTurn) {
             next()
-            self.nextTurn += 1
+            self.nextTurn &+= 1
         }
     }
 
@@ -253,7 +250,8 @@ final class EngineIOSession: LoopTimerTarget {
     /// the deadline would otherwise still find the session open (Engine.IO v4 has no grace
     /// period: at handshake + pingInterval + pingTimeout the session is gone).
     private func closeIfPongOverdue() {
-        guard self.awaitingPong, self.pongDeadline <= .now() else { return }
+        guard self.awaitingPong else { return }
+        // The machine knows the deadline: it answers `.none` before it.
         let action = self.heartbeat.pongTimerFired(now: .now())
         guard case .closeSession = action else { return }
         self.awaitingPong = false

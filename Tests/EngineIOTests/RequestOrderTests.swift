@@ -41,7 +41,7 @@ import Testing
     private func post(
         _ packets: [EngineIOPacket],
         to session: EngineIOSession,
-        turn: UInt64?
+        turn: UInt32?
     ) -> EventLoopFuture<EngineIOError?> {
         let promise = self.loop.makePromise(of: EngineIOError?.self)
         session.inTurn(turn) { HTTPRequestHandler.applyPost(packets, failure: nil, to: session, promise: promise) }
@@ -83,7 +83,7 @@ import Testing
         let (server, session) = try self.openSession()
         let socket = try #require(server.session(id: session.id))
         let turns = try (0..<5).map { _ in try #require(server.turn(of: socket)) }
-        var applied: [UInt64] = []
+        var applied: [UInt32] = []
         for index in [3, 1, 4, 0, 2] {
             session.inTurn(turns[index]) { applied.append(turns[index]) }
         }
