@@ -207,32 +207,22 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// left alone: the POST never took effect).
     private func bodyTimedOut(context: ChannelHandlerContext) {
         self.releaseBody()
+        let request: (HTTPRequestHead, EngineIOServer?)
         switch self.state {
-        case .post(let head, let server, _, _, _):
-            self.state = .waiting
-            self.respond(
-                context: context,
-                head: head,
-                status: .requestTimeout,
-                headers: HTTPHeaders(),
-                body: nil,
-                cors: server,
-                close: true
-            )
-        case .answerAtEnd(let head, let route):
-            self.state = .waiting
-            self.respond(
-                context: context,
-                head: head,
-                status: .requestTimeout,
-                headers: HTTPHeaders(),
-                body: nil,
-                cors: route.server,
-                close: true
-            )
-        case .idle, .waiting, .drainingThenClose, .closing:
-            context.close(promise: nil)
+        case .post(let head, let server, _, _, _): request = (head, server)
+        case .answerAtEnd(let head, let route): request = (head, route.server)
+        case .idle, .waiting, .drainingThenClose, .closing: return context.close(promise: nil)
         }
+        self.state = .waiting
+        self.respond(
+            context: context,
+            head: request.0,
+            status: .requestTimeout,
+            headers: HTTPHeaders(),
+            body: nil,
+            cors: request.1,
+            close: true
+        )
     }
 
     /// Gives the body bytes this connection holds back to the server's budget.
