@@ -1,19 +1,84 @@
 package import EngineIOCore
 
-/// Who a broadcast goes to and how: plain data, so that an adapter can send it to other servers.
-public struct BroadcastOptions: Hashable, Sendable, Codable {
+/// The flags of a broadcast, as Node's `BroadcastFlags` (socket.io-adapter): each is absent
+/// unless set, so that a broadcast crosses a cluster with exactly the flags it was given.
+public struct BroadcastFlags: Hashable, Sendable {
+    /// Drop the packet for receivers that cannot take it right now.
+    public var volatile: Bool?
+    /// Whether the packet may be compressed (absent: it may).
+    public var compress: Bool?
+    /// Only this server's sockets (never sent to other servers).
+    public var local: Bool?
+    /// Node's `broadcast` flag (set by `socket.broadcast`), kept as it came.
+    public var broadcast: Bool?
+    /// Node's `binary` flag, kept as it came.
+    public var binary: Bool?
+    /// The ack timeout of a broadcast with acks, in milliseconds.
+    public var timeout: Int?
+    /// Node's `expectSingleResponse` flag, kept as it came.
+    public var expectSingleResponse: Bool?
+
+    /// No flag set.
+    public init(
+        volatile: Bool? = nil,
+        compress: Bool? = nil,
+        local: Bool? = nil,
+        broadcast: Bool? = nil,
+        binary: Bool? = nil,
+        timeout: Int? = nil,
+        expectSingleResponse: Bool? = nil
+    ) {
+        self.volatile = volatile
+        self.compress = compress
+        self.local = local
+        self.broadcast = broadcast
+        self.binary = binary
+        self.timeout = timeout
+        self.expectSingleResponse = expectSingleResponse
+    }
+}
+
+/// Who a broadcast goes to and how: plain data in Node's shape (`{rooms, except, flags}`), so
+/// that an adapter can send it to other servers (see ``jsonValue`` and ``init(json:)``).
+public struct BroadcastOptions: Hashable, Sendable {
     /// Only sockets in at least one of these rooms (all sockets of the namespace when empty).
     public var rooms: Set<String>
     /// Never sockets in any of these rooms (a socket id is also a room).
     public var except: Set<String>
+    /// The flags.
+    public var flags: BroadcastFlags
+
     /// Drop the packet for receivers that cannot take it right now.
-    public var volatile: Bool
-    /// Only this server's sockets (no effect until an adapter spans servers).
-    public var local: Bool
-    /// Whether the packet may be compressed (WebSocket permessage-deflate).
-    public var compress: Bool
+    public var volatile: Bool {
+        get { self.flags.volatile ?? false }
+        set { self.flags.volatile = newValue ? true : nil }
+    }
+
+    /// Only this server's sockets.
+    public var local: Bool {
+        get { self.flags.local ?? false }
+        set { self.flags.local = newValue ? true : nil }
+    }
+
+    /// Whether the packet may be compressed (WebSocket permessage-deflate, HTTP compression).
+    public var compress: Bool {
+        get { self.flags.compress ?? true }
+        set { self.flags.compress = newValue }
+    }
 
     /// Creates options.
+    ///
+    /// - Parameters:
+    ///   - rooms: target rooms (empty: everyone).
+    ///   - except: excluded rooms.
+    ///   - flags: the flags.
+    public init(rooms: Set<String> = [], except: Set<String> = [], flags: BroadcastFlags = BroadcastFlags()) {
+        self.rooms = rooms
+        self.except = except
+        self.flags = flags
+    }
+
+    /// Creates options with the common flags.
     ///
     /// - Parameters:
     ///   - rooms: target rooms (empty: everyone).
@@ -28,11 +93,10 @@ public struct BroadcastOptions: Hashable, Sendable, Codable {
         local: Bool = false,
         compress: Bool = true
     ) {
-        self.rooms = rooms
-        self.except = except
+        self.init(rooms: rooms, except: except)
         self.volatile = volatile
         self.local = local
-        self.compress = compress
+        if !compress { self.compress = false }
     }
 }
 

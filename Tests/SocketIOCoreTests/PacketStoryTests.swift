@@ -287,9 +287,24 @@ struct RoomIndexTests {
         #expect(index.rooms(of: "a") == nil)
     }
 
-    @Test func optionsAreCodable() throws {
-        let options = BroadcastOptions(rooms: ["r"], except: ["x"], volatile: true)
-        let data = try JSONEncoder().encode(options)
-        #expect(try JSONDecoder().decode(BroadcastOptions.self, from: data) == options)
+    @Test func optionsTravelInNodesShape() throws {
+        var options = BroadcastOptions(rooms: ["r", "a"], except: ["x"], volatile: true)
+        options.compress = false
+        options.flags.timeout = 2000
+        let json = options.jsonValue()
+        #expect(
+            json.jsonText
+                == #"{"rooms":["a","r"],"except":["x"],"flags":{"volatile":true,"compress":false,"timeout":2000}}"#
+        )
+        #expect(try BroadcastOptions(json: json) == options)
+        #expect(options.jsonValue(withFlags: false).jsonText == #"{"rooms":["a","r"],"except":["x"]}"#)
+        // Node's captured options: a numeric room, no flags, unknown flags ignored.
+        let node = try JSONParser.parse(#"{"rooms":[42,"room1"],"except":[],"flags":{"future":1}}"#)
+        let read = try BroadcastOptions(json: node)
+        #expect(read.rooms == ["42", "room1"] && read.except.isEmpty && read.flags == BroadcastFlags())
+        #expect(try BroadcastOptions(json: JSONParser.parse(#"{"rooms":[],"except":[]}"#)) == BroadcastOptions())
+        for bad in [#"[]"#, #"{"rooms":"a"}"#, #"{"rooms":[true]}"#, #"{"flags":{"volatile":1}}"#] {
+            #expect(throws: SocketIOCodecError.self) { try BroadcastOptions(json: JSONParser.parse(bad)) }
+        }
     }
 }
