@@ -67,8 +67,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
+        .target(name: "MessagePackCore", dependencies: [nioCore], swiftSettings: strictSettings),
         // SocketIOCore uses EngineIOCore's HashedKey for its room index (both are pure).
-        .target(name: "SocketIOCore", dependencies: ["EngineIOCore", nioCore], swiftSettings: strictSettings),
+        .target(
+            name: "SocketIOCore",
+            dependencies: ["EngineIOCore", "MessagePackCore", nioCore],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "EngineIO",
             dependencies: [
@@ -158,6 +163,11 @@ let package = Package(
         .testTarget(
             name: "EngineIOCoreTests",
             dependencies: ["EngineIOCore", "TestSupport", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MessagePackCoreTests",
+            dependencies: ["MessagePackCore", "SocketIOCore", "TestSupport", nioCore],
             swiftSettings: strictSettings
         ),
         .testTarget(
