@@ -68,6 +68,7 @@ let package = Package(
         ),
         .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(name: "MessagePackCore", dependencies: [nioCore], swiftSettings: strictSettings),
+        .target(name: "RESPCore", dependencies: [nioCore], swiftSettings: strictSettings),
         // SocketIOCore uses EngineIOCore's HashedKey for its room index (both are pure).
         .target(
             name: "SocketIOCore",
@@ -163,6 +164,11 @@ let package = Package(
         .testTarget(
             name: "EngineIOCoreTests",
             dependencies: ["EngineIOCore", "TestSupport", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RESPCoreTests",
+            dependencies: ["RESPCore", "SocketIOCore", "TestSupport", nioCore],
             swiftSettings: strictSettings
         ),
         .testTarget(
