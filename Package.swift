@@ -92,6 +92,7 @@ let package = Package(
         .target(
             name: "SocketIO",
             dependencies: [
+                logging,
                 "SocketIOCore",
                 "EngineIO",
                 "EngineIOCore",

@@ -81,10 +81,12 @@ public struct BroadcastOperator: Sendable {
         self.namespace.adapter.broadcast(packet, options: self.options)
     }
 
-    /// Sends an event to every target and collects their acks until all answered or the timeout
-    /// (the server's `defaultAckTimeout` unless ``timeout(_:)`` set one) passed.
+    /// Sends an event to every target, on every server, and collects the answers until every
+    /// receiver answered or the timeout (the server's `defaultAckTimeout` unless ``timeout(_:)``
+    /// set one) passed, as Node's `emitWithAck` does: complete once every server has said how
+    /// many clients it reached and that many answers came; on the timeout, what came.
     ///
-    /// - Returns: the answers, and who did not answer.
+    /// - Returns: the answers, and whether some are missing.
     public func emitWithAck(_ event: String, _ args: JSONValue...) async -> BroadcastAckResult {
         await self.emitWithAck(event, arguments: args)
     }
@@ -96,15 +98,34 @@ public struct BroadcastOperator: Sendable {
             namespace: self.namespace.name,
             payload: .array([.string(event)] + arguments)
         )
-        return await self.namespace.adapter.broadcastWithAck(
-            packet,
-            options: self.options,
-            timeout: self.timeout ?? self.namespace.configuration.defaultAckTimeout
-        )
+        let timeout = self.timeout ?? self.namespace.configuration.defaultAckTimeout
+        var options = self.options
+        options.flags.timeout = Int(timeout.nanoseconds / 1_000_000)
+        let adapter = self.namespace.adapter
+        return await withCheckedContinuation { continuation in
+            let aggregator = BroadcastAckAggregator(continuation: continuation)
+            let timer = Task {
+                try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                if !Task.isCancelled { aggregator.timedOut() }
+            }
+            aggregator.onFinish { timer.cancel() }
+            adapter.broadcastWithAck(
+                packet,
+                options: options,
+                timeout: timeout,
+                callbacks: BroadcastAckCallbacks(
+                    clientCount: { count, local in aggregator.serverReported(clients: count, localReceivers: local) },
+                    ack: { aggregator.answered($0) }
+                )
+            )
+            Task { aggregator.serversExpected(await adapter.serverCount()) }
+        }
     }
 
-    /// The target sockets.
-    public func fetchSockets() async -> [SocketIOSocket] { await self.namespace.adapter.fetchSockets(self.options) }
+    /// The target sockets, on every server (unless ``local``).
+    public func fetchSockets() async -> [SocketIORemoteSocket] {
+        await self.namespace.adapter.fetchSockets(self.options)
+    }
 
     /// Makes the targets join rooms.
     public func socketsJoin(_ rooms: String...) { self.namespace.adapter.addSockets(self.options, rooms: Set(rooms)) }
@@ -118,86 +139,81 @@ public struct BroadcastOperator: Sendable {
     }
 }
 
-/// Collects the answers of a broadcast with ack.
-enum BroadcastAckCollector {
-    private final class Collector: Sendable {
-        struct State {
-            /// Receivers that neither answered nor left.
-            var pending: Set<String>
-            /// Receivers that left (disconnected) without answering.
-            var failed: [String] = []
-            var responses: [String: [JSONValue]] = [:]
-            var continuation: CheckedContinuation<BroadcastAckResult, Never>?
+/// Node's aggregation of a broadcast with acks: complete when every server has reported its
+/// client count and as many answers arrived; at the timeout, what arrived.
+final class BroadcastAckAggregator: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<BroadcastAckResult, Never>?
+        var expectedServers: Int?
+        var reportedServers = 0
+        var expectedClients = 0
+        var answers: [SocketIOAckResponse] = []
+        var localReceivers: Set<String> = []
+        var finished: (@Sendable () -> Void)?
+    }
+
+    private let state: NIOLockedValueBox<State>
+
+    init(continuation: CheckedContinuation<BroadcastAckResult, Never>) {
+        self.state = NIOLockedValueBox(State(continuation: continuation))
+    }
+
+    /// Runs `body` once the result is given (at once if it already was).
+    func onFinish(_ body: @escaping @Sendable () -> Void) {
+        let now = self.state.withLockedValue { state -> Bool in
+            guard state.continuation != nil else { return true }
+            state.finished = body
+            return false
         }
+        if now { body() }
+    }
 
-        typealias Completion = (CheckedContinuation<BroadcastAckResult, Never>, BroadcastAckResult)
+    func serversExpected(_ count: Int) {
+        self.update { $0.expectedServers = count }
+    }
 
-        let state: NIOLockedValueBox<State>
-
-        init(waiting: Set<String>, continuation: CheckedContinuation<BroadcastAckResult, Never>) {
-            self.state = NIOLockedValueBox(State(pending: waiting, continuation: continuation))
-        }
-
-        func record(_ id: String, _ result: Result<[JSONValue], SocketIOAckError>) {
-            let done = self.state.withLockedValue { state -> Completion? in
-                guard state.pending.remove(id) != nil else { return nil }
-                switch result {
-                case .success(let args): state.responses[id] = args
-                case .failure: state.failed.append(id)
-                }
-                return state.pending.isEmpty ? Self.finish(&state) : nil
-            }
-            if let (continuation, result) = done { continuation.resume(returning: result) }
-        }
-
-        /// Ends the wait; returns the receivers still pending (their acks must be forgotten).
-        func timedOut() -> [String] {
-            let done = self.state.withLockedValue { state -> (Completion, [String])? in
-                let pending = Array(state.pending)
-                guard let completion = Self.finish(&state) else { return nil }
-                return (completion, pending)
-            }
-            guard let ((continuation, result), pending) = done else { return [] }
-            continuation.resume(returning: result)
-            return pending
-        }
-
-        private static func finish(_ state: inout State) -> Completion? {
-            guard let continuation = state.continuation else { return nil }
-            state.continuation = nil
-            let missing = (Array(state.pending) + state.failed).sorted()
-            return (continuation, BroadcastAckResult(responses: state.responses, missing: missing))
+    func serverReported(clients: Int, localReceivers: [String]?) {
+        self.update {
+            $0.reportedServers += 1
+            $0.expectedClients += clients
+            if let localReceivers { $0.localReceivers.formUnion(localReceivers) }
         }
     }
 
-    static func collect(
-        packet: SocketIOPacket,
-        receivers: [SocketIOSocket],
-        options: BroadcastOptions,
-        timeout: TimeAmount
-    ) async -> BroadcastAckResult {
-        guard let first = receivers.first else { return BroadcastAckResult(responses: [:], missing: []) }
-        let ackID = first.namespace.nextAckID()
-        var packet = packet
-        packet.ackID = ackID
-        let encoded = OutgoingPacket(packet)
-        return await withCheckedContinuation { continuation in
-            let collector = Collector(waiting: Set(receivers.map(\.id)), continuation: continuation)
-            let timer = first.engine.eventLoop.scheduleTask(in: timeout) {
-                let missing = collector.timedOut()
-                guard !missing.isEmpty else { return }
-                // One pass over the receivers, not one search per missing answer.
-                let byID = Dictionary(receivers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-                for id in missing { byID[id]?.completeAck(id: ackID, .failure(.timeout)) }
-            }
-            for socket in receivers {
-                let registered = socket.registerAck(id: ackID, timeout: nil) { result in
-                    collector.record(socket.id, result)
-                }
-                if registered { socket.send(encoded, volatile: options.volatile, compress: options.compress) }
-            }
-            // Once every receiver answered (or left), the timer has nothing left to do.
-            if collector.state.withLockedValue({ $0.continuation == nil }) { timer.cancel() }
+    func answered(_ response: SocketIOAckResponse) {
+        self.update { $0.answers.append(response) }
+    }
+
+    func timedOut() {
+        self.finish(timedOut: true)
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        let complete = self.state.withLockedValue { state -> Bool in
+            guard state.continuation != nil else { return false }
+            change(&state)
+            return state.expectedServers == state.reportedServers && state.answers.count >= state.expectedClients
         }
+        if complete { self.finish(timedOut: false) }
+    }
+
+    private func finish(timedOut: Bool) {
+        let done = self.state.withLockedValue {
+            state -> (CheckedContinuation<BroadcastAckResult, Never>, BroadcastAckResult, (@Sendable () -> Void)?)? in
+            guard let continuation = state.continuation else { return nil }
+            state.continuation = nil
+            let answeredLocally = Set(state.answers.compactMap(\.socketID))
+            let result = BroadcastAckResult(
+                answers: state.answers,
+                expected: state.expectedServers == state.reportedServers ? state.expectedClients : nil,
+                timedOut: timedOut,
+                missingLocal: state.localReceivers.subtracting(answeredLocally).sorted()
+            )
+            defer { state.finished = nil }
+            return (continuation, result, state.finished)
+        }
+        guard let (continuation, result, finished) = done else { return }
+        finished?()
+        continuation.resume(returning: result)
     }
 }

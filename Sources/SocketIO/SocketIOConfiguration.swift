@@ -36,8 +36,9 @@ public struct SocketIOConfiguration: Sendable {
     public var maxQueuedPackets: Int = 10_000
     /// See ``maxQueuedPackets``.
     public var maxQueuedBytes: Int = 16 << 20
-    /// Makes the adapter of each namespace. Default: ``InMemoryAdapter``.
-    public var adapterFactory: @Sendable (String) -> any SocketIOAdapter = { _ in InMemoryAdapter() }
+    /// Makes the adapter of each namespace (a dynamic namespace's children each get their own),
+    /// given what it needs to know of the namespace. Default: ``InMemoryAdapter``.
+    public var adapterFactory: @Sendable (SocketIOAdapterContext) -> any SocketIOAdapter = { _ in InMemoryAdapter() }
 
     /// Creates a configuration with the defaults.
     public init() {

@@ -74,3 +74,12 @@ public struct SocketIODisconnectReason: Hashable, Sendable, CustomStringConverti
     /// The client sent a message over `maxPayload`.
     public static let payloadTooLarge = Self("payload too large")
 }
+
+/// A `serverSideEmit` with an event name the protocol reserves (`connect`, `disconnect`, …).
+public struct SocketIOReservedEventError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The event name.
+    public let event: String
+
+    /// A one-line description.
+    public var description: String { "\"\(self.event)\" is a reserved event name" }
+}

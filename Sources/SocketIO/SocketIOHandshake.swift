@@ -21,4 +21,7 @@ public struct SocketIOHandshake: Sendable {
     public var url: String
     /// Whether the request came from another origin.
     public var xdomain: Bool
+
+    /// When the connection was opened, as Node writes it (`String(new Date())`, in UTC).
+    public var time: String { UTCDate(milliseconds: self.issued).javaScriptString }
 }

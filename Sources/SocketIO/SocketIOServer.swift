@@ -97,8 +97,8 @@ public final class SocketIOServer: Sendable {
     /// A broadcast to everyone in `/` except `rooms`.
     public func except(_ rooms: String...) -> BroadcastOperator { self.sockets.broadcast.except(Set(rooms)) }
 
-    /// The sockets of `/`.
-    public func fetchSockets() async -> [SocketIOSocket] { await self.sockets.fetchSockets() }
+    /// The sockets of `/`, on every server.
+    public func fetchSockets() async -> [SocketIORemoteSocket] { await self.sockets.fetchSockets() }
 
     /// Makes every socket of `/` join rooms.
     public func socketsJoin(_ rooms: String...) {
@@ -113,8 +113,40 @@ public final class SocketIOServer: Sendable {
     /// Disconnects every socket of `/`.
     public func disconnectSockets(close: Bool = false) { self.sockets.disconnectSockets(close: close) }
 
-    /// Sends an event to the other servers of a cluster (nothing without a cluster adapter).
-    public func serverSideEmit(_ event: String, _ args: JSONValue...) {}
+    /// Sends an event to `/` on the other servers of the cluster (nothing without a cluster
+    /// adapter; see ``SocketIONamespace/serverSideEmit(_:_:)``).
+    ///
+    /// - Throws: ``SocketIOReservedEventError`` for a name the protocol reserves.
+    public func serverSideEmit(_ event: String, _ args: JSONValue...) throws {
+        try self.sockets.serverSideEmit(event, arguments: args)
+    }
+
+    /// Sends an event to `/` on the other servers and collects one answer from each (see
+    /// ``SocketIONamespace/serverSideEmitWithAck(_:_:timeout:)``).
+    ///
+    /// - Throws: ``SocketIOReservedEventError`` for a name the protocol reserves.
+    public func serverSideEmitWithAck(
+        _ event: String,
+        _ args: JSONValue...,
+        timeout: TimeAmount? = nil
+    ) async throws -> ServerSideEmitResult {
+        try await self.sockets.serverSideEmitWithAck(event, arguments: args, timeout: timeout)
+    }
+
+    /// Listens to `event` sent to `/` by other servers (see
+    /// ``SocketIONamespace/onServerSideEmit(_:_:)``).
+    public func onServerSideEmit(
+        _ event: String,
+        _ handler: @escaping @Sendable ([JSONValue], (@Sendable (JSONValue) -> Void)?) -> Void
+    ) {
+        self.sockets.onServerSideEmit(event, handler)
+    }
+
+    /// Closes every namespace's adapter (a cluster adapter leaves the cluster); call it when
+    /// the server stops serving (Node's `io.close()`, after the HTTP server stopped).
+    public func close() async {
+        for namespace in self.core.allNamespaces { await namespace.adapter.close() }
+    }
 }
 
 /// The server's namespaces; shared by every connection.
@@ -125,16 +157,23 @@ final class SocketIOServerCore: Sendable {
 
     init(configuration: SocketIOConfiguration) {
         self.configuration = configuration
-        self.namespaces = NIOLockedValueBox(["/": SocketIONamespace(name: "/", configuration: configuration)])
+        let main = SocketIONamespace(name: "/", configuration: configuration)
+        self.namespaces = NIOLockedValueBox(["/": main])
+        main.startAdapter()
     }
 
+    /// Every namespace with an adapter of its own (static ones and dynamic children).
+    var allNamespaces: [SocketIONamespace] { self.namespaces.withLockedValue { Array($0.values) } }
+
     func staticNamespace(_ name: String) -> SocketIONamespace {
-        self.namespaces.withLockedValue { namespaces in
-            if let namespace = namespaces[name] { return namespace }
+        let (namespace, created) = self.namespaces.withLockedValue { namespaces in
+            if let namespace = namespaces[name] { return (namespace, false) }
             let namespace = SocketIONamespace(name: name, configuration: self.configuration)
             namespaces[name] = namespace
-            return namespace
+            return (namespace, true)
         }
+        if created { namespace.startAdapter() }
+        return namespace
     }
 
     func addDynamic(_ matches: @escaping @Sendable (String, JSONValue) -> Bool) -> SocketIONamespace {
@@ -148,13 +187,15 @@ final class SocketIOServerCore: Sendable {
         if let namespace = self.namespaces.withLockedValue({ $0[name] }) { return namespace }
         let matchers = self.dynamic.withLockedValue { $0 }
         for (matches, parent) in matchers where matches(name, auth) {
-            return self.namespaces.withLockedValue { namespaces in
-                if let namespace = namespaces[name] { return namespace }
+            let (namespace, created) = self.namespaces.withLockedValue { namespaces in
+                if let namespace = namespaces[name] { return (namespace, false) }
                 let child = SocketIONamespace(name: name, configuration: self.configuration, handlers: parent.handlers)
                 namespaces[name] = child
                 parent.handlers.children.withLockedValue { $0.append(child) }
-                return child
+                return (child, true)
             }
+            if created { namespace.startAdapter() }
+            return namespace
         }
         return nil
     }

@@ -555,14 +555,21 @@ public struct SocketIOAck: Sendable {
     }
 }
 
-/// Per-socket application data: a small thread-safe dictionary.
+/// Per-socket application data (Node's `socket.data`): a thread-safe JSON object, so that it can
+/// travel to other servers (`fetchSockets`) and be kept for a reconnecting client.
 public final class SocketIOUserData: Sendable {
-    private let values = Mutex<[String: any Sendable]>([:])
+    private let values = Mutex<JSONObject>(JSONObject())
 
-    /// The value for `key`.
-    public subscript(key: String) -> (any Sendable)? {
+    /// The value for `key` (`nil` removes it).
+    public subscript(key: String) -> JSONValue? {
         get { self.values.withLock { $0[key] } }
         set { self.values.withLock { $0[key] = newValue } }
+    }
+
+    /// All of it, as an object.
+    public var value: JSONValue {
+        get { .object(self.values.withLock { $0 }) }
+        set { self.values.withLock { $0 = newValue.objectValue ?? JSONObject() } }
     }
 }
 

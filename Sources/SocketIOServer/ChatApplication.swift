@@ -45,13 +45,13 @@ final class ChatApplication: Sendable {
             guard !name.isEmpty, name.count <= 32 else {
                 throw SocketIOConnectError("pick a nickname", data: ["field": "name"])
             }
-            socket.data["name"] = name
+            socket.data["name"] = .string(name)
         }
         io.onConnection { socket in chat.connected(socket) }
     }
 
     private func connected(_ socket: SocketIOSocket) {
-        let name = socket.data["name"] as? String ?? "?"
+        let name = socket.data["name"]?.stringValue ?? "?"
         let previous = self.state.withLockedValue { state -> SocketIOSocket? in
             let previous = state.names[name].flatMap { state.sockets[$0] }
             state.names[name] = socket.id

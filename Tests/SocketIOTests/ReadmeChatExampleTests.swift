@@ -14,10 +14,10 @@ func makeChatServer() -> SocketIOServer {
         guard let name = socket.handshake.auth["name"]?.stringValue, !name.isEmpty else {
             throw SocketIOConnectError("pick a nickname", data: ["field": "name"])
         }
-        socket.data["name"] = name
+        socket.data["name"] = .string(name)
     }
     io.onConnection { socket in
-        let name = socket.data["name"] as? String ?? "anonymous"
+        let name = socket.data["name"]?.stringValue ?? "anonymous"
         socket.on("join") { socket, args, ack in
             guard let room = args.first?.stringValue else { return }
             socket.join(room)
