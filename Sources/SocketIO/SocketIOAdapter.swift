@@ -1,6 +1,6 @@
 import EngineIO
 import EngineIOCore
-public import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 public import NIOCore
 public import SocketIOCore
 

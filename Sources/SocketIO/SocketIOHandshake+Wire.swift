@@ -1,5 +1,5 @@
-public import EngineIOCore
-public import NIOHTTP1
+import EngineIOCore
+import NIOHTTP1
 public import SocketIOCore
 
 /// The handshake as Node's cluster adapters send it in a `fetchSockets` answer:
