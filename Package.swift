@@ -185,6 +185,7 @@ let package = Package(
         .testTarget(
             name: "SocketIOTests",
             dependencies: [
+                .product(name: "NIOPosix", package: "swift-nio"),
                 "SocketIO",
                 "SocketIOCore",
                 "EngineIO",
