@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .library(name: "EngineIO", targets: ["EngineIO", "EngineIOCore"]),
         .library(name: "SocketIO", targets: ["SocketIO", "SocketIOCore", "EngineIO", "EngineIOCore"]),
+        .library(name: "RedisClient", targets: ["RedisClient", "RESPCore"]),
         .executable(name: "socketio-server", targets: ["SocketIOServer"]),
         .executable(name: "socketio-bench", targets: ["SocketIOBench"]),
     ],
@@ -69,6 +70,17 @@ let package = Package(
         .target(name: "EngineIOCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(name: "MessagePackCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(name: "RESPCore", dependencies: [nioCore], swiftSettings: strictSettings),
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "RESPCore",
+                nioCore,
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                logging,
+            ],
+            swiftSettings: strictSettings
+        ),
         // SocketIOCore uses EngineIOCore's HashedKey for its room index (both are pure).
         .target(
             name: "SocketIOCore",
@@ -165,6 +177,18 @@ let package = Package(
         .testTarget(
             name: "EngineIOCoreTests",
             dependencies: ["EngineIOCore", "TestSupport", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: [
+                "RedisClient",
+                "RESPCore",
+                "TestSupport",
+                nioCore,
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

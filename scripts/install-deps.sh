@@ -4,7 +4,8 @@
 #   - Debian packages: the system C libraries (OpenSSL, zlib) the TLS and deflate layers link,
 #     and pkg-config to find them; the openssl CLI and util-linux (taskset, setpriv) that the
 #     tests and the benchmark call;
-#   - with --test: python3 and python3-venv from Debian, then a cached Python venv with the test
+#   - with --test: python3, python3-venv and redis-server (the cluster tests start their own) from
+#     Debian, then a cached Python venv with the test
 #     runner (pytest) and the python-socketio client from PyPI, and aiohttp for the
 #     python-socketio peer of the benchmark.
 # Prints the venv's python path last when --test is given.
@@ -15,7 +16,7 @@ want_test=0
 
 APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config ca-certificates openssl util-linux)
 # The test venv: Debian splits `python3 -m venv` (ensurepip) into python3-venv.
-[ "$want_test" = 1 ] && APT_PACKAGES+=(python3 python3-venv)
+[ "$want_test" = 1 ] && APT_PACKAGES+=(python3 python3-venv redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
