@@ -71,6 +71,11 @@ let package = Package(
         .target(name: "MessagePackCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(name: "RESPCore", dependencies: [nioCore], swiftSettings: strictSettings),
         .target(
+            name: "SocketIOClusterCore",
+            dependencies: ["SocketIOCore", "MessagePackCore", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "RedisClient",
             dependencies: [
                 "RESPCore",
@@ -189,6 +194,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketIOClusterCoreTests",
+            dependencies: ["SocketIOClusterCore", "SocketIOCore", "TestSupport", nioCore],
             swiftSettings: strictSettings
         ),
         .testTarget(
